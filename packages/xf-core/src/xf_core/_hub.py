@@ -51,7 +51,7 @@ def resolve_file(
     """
     subfolder = subfolder or ""
     if is_local_path(path_or_repo_id):
-        return _resolve_local(Path(os.path.expanduser(str(path_or_repo_id))), filename, subfolder, missing_ok)
+        return _resolve_local(str(path_or_repo_id), filename, subfolder, missing_ok)
     return _resolve_hub(
         str(path_or_repo_id),
         filename,
@@ -91,11 +91,12 @@ def resolve_files(
     ]
 
 
-def _resolve_local(directory: Path, filename: str, subfolder: str, missing_ok: bool) -> Path | None:
+def _resolve_local(given: str, filename: str, subfolder: str, missing_ok: bool) -> Path | None:
+    directory = Path(os.path.expanduser(given))
     if not directory.is_dir():
         what = "not a directory" if directory.exists() else "no such directory"
         raise XfFileNotFoundError(
-            f"{what}: {directory}; pass a directory holding the model files or a Hub repo id like 'org/name'.",
+            f"{what}: {given}; pass a directory holding the model files or a Hub repo id like 'org/name'.",
             path=str(directory),
             filename=filename,
         )

@@ -164,7 +164,7 @@ class ArgumentParser(argparse.ArgumentParser):
         """
         argv = list(sys.argv[1:] if args is None else args)
         if args_file is not None:
-            self.set_defaults(**_read_mapping_file(Path(args_file)))
+            self._use_file_defaults(_read_mapping_file(Path(args_file)))
         namespace, remaining = self.parse_known_args(argv)
         outputs = self._split_namespace(vars(namespace))
         if remaining and not return_remaining_strings:
@@ -172,6 +172,19 @@ class ArgumentParser(argparse.ArgumentParser):
         if return_remaining_strings:
             return (*outputs, remaining)
         return tuple(outputs)
+
+    def _use_file_defaults(self, values: dict[str, Any]) -> None:
+        known = {action.dest for action in self._actions}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            self.error(f"unknown keys in the arguments file: {', '.join(unknown)}")
+        for action in self._actions:
+            if action.dest in values:
+                value = values[action.dest]
+                if isinstance(value, str) and callable(action.type):
+                    value = action.type(value)
+                action.default = value
+                action.required = False
 
     def _split_namespace(self, values: dict[str, Any]) -> list[Any]:
         outputs = []

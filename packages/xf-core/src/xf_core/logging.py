@@ -8,6 +8,7 @@ one line when it ends instead of a line per update.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import threading
@@ -106,11 +107,29 @@ def progress_bar(
     from tqdm import tqdm
 
     off = (not progress_bars_enabled()) if disable is None else disable
-    if not off and not _stderr_is_tty():
-        # No carriage-return redraws in a log: draw once at the start, once at the end.
-        kwargs.setdefault("mininterval", float("inf"))
+    cls = tqdm if off or _stderr_is_tty() else _log_bar_class()
+    if cls is not tqdm:
         kwargs.setdefault("ascii", True)
-    return tqdm(iterable, total=total, desc=desc, unit=unit, disable=off, file=sys.stderr, **kwargs)
+    return cls(iterable, total=total, desc=desc, unit=unit, disable=off, file=sys.stderr, **kwargs)
+
+
+@functools.cache
+def _log_bar_class() -> type:
+    """A tqdm that draws only once, when it closes: one line per bar in a log file."""
+    from tqdm import tqdm
+
+    class LogBar(tqdm):
+        _final = False
+
+        def display(self, msg: str | None = None, pos: int | None = None) -> bool:
+            return super().display(msg, pos) if self._final else True
+
+        def close(self) -> None:
+            if not self.disable:
+                self._final = True
+            super().close()
+
+    return LogBar
 
 
 def _stderr_is_tty() -> bool:
