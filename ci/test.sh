@@ -5,4 +5,8 @@ cd "$(dirname "$0")/.."
 uv run ruff check .
 uv run ruff format --check .
 uv run xf-repotools all
+# Every member builds a wheel on its own.
+wheels=$(mktemp -d)
+uv build --all-packages --wheel -q --out-dir "$wheels"
+rm -rf "$wheels"
 uv run pytest -q -p no:cacheprovider "$@"
