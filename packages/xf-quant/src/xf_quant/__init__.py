@@ -1,5 +1,27 @@
-"""bitsandbytes 4-bit and 8-bit quantization for xf-load models."""
+"""bitsandbytes 4-bit and 8-bit quantization for xf-load models.
+
+``BitsAndBytesConfig`` (transformers' fields and JSON), the layer surgery behind it, and the quantizer that
+xf-load's ``from_pretrained(..., quantization_config=...)`` finds through the ``xf_load.quantizers`` entry
+point. ``import xf_quant`` is cheap: torch and bitsandbytes load on first use.
+"""
+
+from xf_core.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+_EXPORTS = {
+    "BitsAndBytesConfig": "xf_quant._config",
+    "default_skip_modules": "xf_quant._skip",
+    "matches_module": "xf_quant._skip",
+    "modules_to_not_convert": "xf_quant._skip",
+    "replace_with_bnb_linear": "xf_quant._convert",
+    "quantize_weight": "xf_quant._convert",
+    "load_prequantized_weight": "xf_quant._convert",
+    "dequantize_model": "xf_quant._convert",
+    "get_memory_footprint": "xf_quant._convert",
+    "is_bnb_module": "xf_quant._convert",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -1,0 +1,51 @@
+"""Import bitsandbytes on first use (it takes seconds) and check its version once."""
+
+from __future__ import annotations
+
+import functools
+from types import ModuleType
+
+from packaging.version import Version
+
+from xf_core.deps import installed_version
+from xf_core.errors import MissingDependencyError
+from xf_quant.errors import BitsAndBytesVersionError
+
+__all__ = ["BNB_MIN_VERSION", "check_bnb", "import_bnb"]
+
+# Keep in step with the bitsandbytes range in packages/xf-quant/pyproject.toml.
+BNB_MIN_VERSION = "0.45.0"
+_PURPOSE = "4-bit and 8-bit quantization"
+
+
+def check_bnb() -> str:
+    """The installed bitsandbytes version; raise when it is missing or older than :data:`BNB_MIN_VERSION`.
+
+    Looks at the distribution metadata only, so it costs nothing (no import).
+    """
+    version = installed_version("bitsandbytes")
+    if version is None:
+        raise MissingDependencyError(
+            "bitsandbytes", purpose=_PURPOSE, install=f"pip install 'bitsandbytes>={BNB_MIN_VERSION}'"
+        )
+    if Version(version) < Version(BNB_MIN_VERSION):
+        raise BitsAndBytesVersionError(version, f">={BNB_MIN_VERSION}")
+    return version
+
+
+@functools.cache
+def _import() -> ModuleType:
+    import bitsandbytes
+
+    return bitsandbytes
+
+
+def import_bnb() -> ModuleType:
+    """``bitsandbytes``, imported once, after :func:`check_bnb`."""
+    check_bnb()
+    try:
+        return _import()
+    except ModuleNotFoundError as e:  # metadata present but the module is not importable
+        raise MissingDependencyError(
+            "bitsandbytes", purpose=_PURPOSE, install=f"pip install -U 'bitsandbytes>={BNB_MIN_VERSION}'"
+        ) from e
