@@ -1,5 +1,31 @@
-"""AutoTokenizer and the tokenization workflow on the Rust `tokenizers` library; no torch needed."""
+"""AutoTokenizer and the tokenization workflow on the Rust `tokenizers` library; no torch needed.
+
+``from xf_tokenize import AutoTokenizer`` gives the same ids, masks and offsets as transformers on the same
+files. Submodules load on first use, so ``import xf_tokenize`` stays cheap.
+"""
+
+from xf_core.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = [
+    "AddedToken",
+    "AutoTokenizer",
+    "BatchEncoding",
+    "CharSpan",
+    "PreTrainedTokenizerFast",
+    "TokenSpan",
+    "__version__",
+]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "AddedToken": "tokenizers",
+        "AutoTokenizer": "._auto",
+        "BatchEncoding": "._batch",
+        "CharSpan": "._batch",
+        "PreTrainedTokenizerFast": "._tokenizer",
+        "TokenSpan": "._batch",
+    },
+)

@@ -1,0 +1,188 @@
+"""Chat templates: Jinja2 in an immutable sandbox, with the helpers transformers gives templates.
+
+Templates come from the Hub and are untrusted code. They render in ``ImmutableSandboxedEnvironment``
+(``trim_blocks``, ``lstrip_blocks``, ``loopcontrols``); reaching for ``__class__``, ``__globals__`` or
+mutating inputs raises :class:`ChatTemplateError`. Globals: ``raise_exception``, ``strftime_now``; the
+``tojson`` filter keeps non-ASCII text and does not HTML-escape, as transformers' does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from xf_core.lazy import require
+from xf_tokenize.errors import ChatTemplateError
+
+__all__ = ["render", "select_template"]
+
+_CONTINUE_TAG = "CONTINUE_FINAL_MESSAGE_TAG "
+_REASONING_FIELDS = ("reasoning_content", "thinking", "reasoning")
+
+
+def select_template(
+    own: str | dict[str, str] | None, chat_template: str | None, *, tools: list[Any] | None = None
+) -> str:
+    """The template to use: a name in ``own`` (a dict of templates), an explicit template, or the default."""
+    if isinstance(own, dict):
+        if chat_template is not None and chat_template in own:
+            return own[chat_template]
+        if chat_template is not None:
+            return chat_template
+        if tools is not None and "tool_use" in own:
+            return own["tool_use"]
+        if "default" in own:
+            return own["default"]
+        raise ChatTemplateError(
+            f"this tokenizer has several chat templates ({', '.join(sorted(own))}) and none is 'default'; "
+            "pass chat_template=<name> or a template string."
+        )
+    if chat_template is not None:
+        return chat_template
+    if own is None:
+        raise ChatTemplateError(
+            "this tokenizer has no chat template (no chat_template.jinja, chat_template.json or "
+            "'chat_template' in tokenizer_config.json); pass chat_template='...' or set tokenizer.chat_template."
+        )
+    return own
+
+
+@lru_cache(maxsize=16)
+def _compile(template: str) -> Any:
+    jinja2 = require("jinja2", purpose="chat templates")
+    from jinja2.ext import loopcontrols
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    def raise_exception(message: str) -> None:
+        raise jinja2.exceptions.TemplateError(message)
+
+    def tojson(
+        x: Any, ensure_ascii: bool = False, indent: int | None = None, separators=None, sort_keys=False
+    ) -> str:
+        return json.dumps(
+            x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys
+        )
+
+    def strftime_now(fmt: str) -> str:
+        return datetime.now().strftime(fmt)
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
+    env.filters["tojson"] = tojson
+    env.globals["raise_exception"] = raise_exception
+    env.globals["strftime_now"] = strftime_now
+    try:
+        return env.from_string(template)
+    except jinja2.exceptions.TemplateSyntaxError as e:
+        raise ChatTemplateError(f"the chat template does not parse: {e.message} (line {e.lineno})") from e
+
+
+def _plain(value: Any) -> Any:
+    """Rebuild inputs from plain JSON types, so templates see no objects with dangerous methods."""
+    if value is None or type(value) in (str, int, float, bool):
+        return value
+    if isinstance(value, (str, int, float)):
+        return type(value).__mro__[-2](value)  # a subclass (enum, numpy scalar) back to str/int/float
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if callable(getattr(value, "model_dump", None)):
+        return _plain(value.model_dump())
+    return f"<{type(value).__name__}>"
+
+
+def render(
+    template: str,
+    conversations: Sequence[Any],
+    *,
+    tools: list[Any] | None = None,
+    documents: list[dict[str, Any]] | None = None,
+    add_generation_prompt: bool = False,
+    continue_final_message: bool | str = False,
+    variables: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """Render each conversation; ``variables`` (special tokens, user kwargs) are passed to the template."""
+    jinja2 = require("jinja2", purpose="chat templates")
+    from jinja2.exceptions import SecurityError
+
+    if continue_final_message and add_generation_prompt:
+        raise ChatTemplateError(
+            "continue_final_message and add_generation_prompt exclude each other: the first continues the last "
+            "message, the second opens a new assistant message. Pass only one."
+        )
+    if tools is not None:
+        for tool in tools:
+            if not isinstance(tool, Mapping):
+                raise ChatTemplateError(f"tools must be JSON schemas (dicts); got {type(tool).__name__}")
+    if documents is not None:
+        for document in documents:
+            if not isinstance(document, Mapping):
+                raise ChatTemplateError("documents must be a list of dicts with 'title' and 'text' keys")
+    compiled = _compile(template)
+    extra = _plain(dict(variables or {}))
+    rendered = []
+    for conversation in conversations:
+        messages = _plain(getattr(conversation, "messages", conversation))
+        if not messages:
+            raise ChatTemplateError("cannot apply a chat template to an empty conversation")
+        for message in messages:
+            if not isinstance(message, dict):
+                raise ChatTemplateError(f"chat messages must be dicts, got {message!r}")
+        messages = [_alias_reasoning(m) for m in messages]
+        field = None
+        final = None
+        if continue_final_message:
+            field = continue_final_message if isinstance(continue_final_message, str) else "content"
+            final = messages[-1].get(field)
+            if final is None:
+                raise ChatTemplateError(
+                    f'continue_final_message is set but the last message has no "{field}"'
+                )
+            if isinstance(final, list):
+                for block in reversed(final):
+                    if "text" in block:
+                        final = block["text"]
+                        block["text"] = block["text"] + _CONTINUE_TAG
+                        break
+                else:
+                    raise ChatTemplateError("continue_final_message is set but the last message has no text")
+            else:
+                messages[-1][field] = final + _CONTINUE_TAG
+        try:
+            text = compiled.render(
+                messages=messages,
+                tools=_plain(tools),
+                documents=_plain(documents),
+                add_generation_prompt=add_generation_prompt,
+                **extra,
+            )
+        except SecurityError as e:
+            raise ChatTemplateError(
+                f"the chat template tried to leave its sandbox ({e}); it is refused. Use a trusted template."
+            ) from e
+        except jinja2.exceptions.TemplateError as e:
+            raise ChatTemplateError(f"the chat template raised an error: {e}") from e
+        if continue_final_message:
+            assert isinstance(final, str)
+            if final.strip() not in text or _CONTINUE_TAG.strip() not in text:
+                raise ChatTemplateError(
+                    "continue_final_message is set but the template dropped part of the final message, so it "
+                    f"cannot be continued; final message: {final.strip()!r}"
+                )
+            at = text.rindex(_CONTINUE_TAG.strip())
+            text = text[:at] if text[at : at + len(_CONTINUE_TAG)] == _CONTINUE_TAG else text[:at].rstrip()
+        rendered.append(text)
+    return rendered
+
+
+def _alias_reasoning(message: dict[str, Any]) -> dict[str, Any]:
+    reasoning = next((message[k] for k in _REASONING_FIELDS if message.get(k) is not None), None)
+    if reasoning is None:
+        return message
+    return {"thinking": reasoning, **message, "reasoning_content": reasoning}

@@ -1,0 +1,290 @@
+"""``from_pretrained``: find the tokenizer files, build the Rust backend once, apply ``tokenizer_config.json``.
+
+Order of precedence, as in transformers: keyword overrides > ``tokenizer_config.json`` >
+``special_tokens_map.json`` (read only when the config has no ``added_tokens_decoder``) > the defaults of
+the tokenizer family named by ``tokenizer_class``. ``tokenizer.json`` is used exactly as written; without
+it the backend is converted from ``vocab.txt``, ``vocab.json`` + ``merges.txt`` or ``tokenizer.model``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from tokenizers import AddedToken, Tokenizer, processors
+
+from xf_core import resolve_file
+from xf_core.logging import get_logger
+from xf_tokenize import _convert
+from xf_tokenize._tokenizer import SPECIAL_TOKENS_ATTRIBUTES, PreTrainedTokenizerFast, _special_token
+from xf_tokenize.errors import NoTokenizerFilesError, TokenizerFileError
+
+__all__ = ["FAMILIES", "load_tokenizer"]
+
+logger = get_logger(__name__)
+
+_WITH_TYPES = ["input_ids", "token_type_ids", "attention_mask"]
+_NO_TYPES = ["input_ids", "attention_mask"]
+_BERT = {
+    "converter": "wordpiece",
+    "model_input_names": _WITH_TYPES,
+    "specials": {
+        "unk_token": "[UNK]",
+        "sep_token": "[SEP]",
+        "pad_token": "[PAD]",
+        "cls_token": "[CLS]",
+        "mask_token": "[MASK]",
+    },
+}
+_GPT2 = {
+    "converter": "byte_level_bpe",
+    "model_input_names": _NO_TYPES,
+    "specials": {"unk_token": "<|endoftext|>", "bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>"},
+}
+_LLAMA = {
+    "converter": "sentencepiece",
+    "model_input_names": _NO_TYPES,
+    "padding_side": "left",
+    "specials": {"unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>"},
+}
+# The tokenizer families xf knows by their transformers class name: defaults and how to convert vocab files.
+FAMILIES: dict[str, dict[str, Any]] = {
+    "BertTokenizer": _BERT,
+    "DistilBertTokenizer": _BERT,
+    "ElectraTokenizer": _BERT,
+    "GPT2Tokenizer": _GPT2,
+    "LlamaTokenizer": _LLAMA,
+    "CodeLlamaTokenizer": _LLAMA,
+}
+_CONVERTER_FILES = {
+    "wordpiece": ("vocab.txt",),
+    "byte_level_bpe": ("vocab.json", "merges.txt"),
+    "sentencepiece": ("tokenizer.model",),
+}
+_LOOKED_FOR = ["tokenizer.json", "vocab.txt", "vocab.json + merges.txt", "tokenizer.model"]
+# Keys of tokenizer_config.json that xf interprets; all others are kept as they are for save_pretrained.
+_SETTINGS = (
+    "model_max_length",
+    "padding_side",
+    "truncation_side",
+    "model_input_names",
+    "clean_up_tokenization_spaces",
+    "split_special_tokens",
+)
+_DROPPED = ("added_tokens_decoder", "name_or_path", "tokenizer_file", "auto_map", "max_len")
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise TokenizerFileError(
+            f"{path} is not valid JSON ({e}); it should hold {what}. Re-download it or save the tokenizer again.",
+            file=str(path),
+        ) from e
+
+
+def load_tokenizer(
+    path_or_repo_id: str | os.PathLike[str],
+    *,
+    revision: str | None = None,
+    subfolder: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    local_files_only: bool = False,
+    token: str | bool | None = None,
+    overrides: dict[str, Any] | None = None,
+    cls: type[PreTrainedTokenizerFast] = PreTrainedTokenizerFast,
+) -> PreTrainedTokenizerFast:
+    """Load a tokenizer from a local directory or a Hub repo; see ``AutoTokenizer.from_pretrained``."""
+
+    def find(name: str) -> Path | None:
+        return resolve_file(
+            path_or_repo_id,
+            name,
+            revision=revision,
+            subfolder=subfolder,
+            cache_dir=cache_dir,
+            local_files_only=local_files_only,
+            token=token,
+            missing_ok=True,
+        )
+
+    overrides = dict(overrides or {})
+    config_file = find("tokenizer_config.json")
+    config: dict[str, Any] = _read_json(config_file, "the tokenizer settings") if config_file else {}
+    if not isinstance(config, dict):
+        raise TokenizerFileError(f"{config_file} should hold a JSON object, not {type(config).__name__}")
+    config.update(overrides)
+    tokenizer_class = config.pop("tokenizer_class", None)
+    family_name = tokenizer_class.removesuffix("Fast") if isinstance(tokenizer_class, str) else None
+    family = FAMILIES.get(family_name or "", {})
+
+    tokenizer_file = find("tokenizer.json")
+    backend: Tokenizer
+    converter: str | None = None
+    if tokenizer_file is not None:
+        _read_json(tokenizer_file, "a `tokenizers` serialization")  # a clear error for bad JSON
+        try:
+            backend = Tokenizer.from_file(str(tokenizer_file))
+        except Exception as e:
+            raise TokenizerFileError(
+                f"{tokenizer_file} is not a valid `tokenizers` file ({e}); re-download it or save the tokenizer "
+                "again with `save_pretrained`.",
+                file=str(tokenizer_file),
+            ) from e
+        # transformers ignores these when tokenizer.json is there: its post-processor is authoritative.
+        for key in ("add_bos_token", "add_eos_token"):
+            if key not in overrides:
+                config.pop(key, None)
+    else:
+        files = {name: find(name) for names in _CONVERTER_FILES.values() for name in names}
+        available = [c for c, names in _CONVERTER_FILES.items() if all(files[n] for n in names)]
+        if not available:
+            where = f"{path_or_repo_id}/{subfolder}" if subfolder else str(path_or_repo_id)
+            raise NoTokenizerFilesError(where, _LOOKED_FOR)
+        converter = family.get("converter") if family.get("converter") in available else available[0]
+        if not family:
+            family = {"wordpiece": _BERT, "byte_level_bpe": _GPT2, "sentencepiece": _LLAMA}[converter]
+            family_name = {"wordpiece": "BertTokenizer", "byte_level_bpe": "GPT2Tokenizer"}.get(
+                converter, "LlamaTokenizer"
+            )
+        backend = _convert_files(converter, files, config, family)
+
+    # Special tokens: family defaults < special_tokens_map.json < tokenizer_config.json < overrides.
+    specials: dict[str, Any] = dict(family.get("specials", {}))
+    extras: list[Any] = []
+    has_decoder = "added_tokens_decoder" in config
+    map_file = find("special_tokens_map.json")
+    if map_file is not None and not has_decoder:
+        for key, value in _read_json(map_file, "the special tokens").items():
+            if key in SPECIAL_TOKENS_ATTRIBUTES and key not in overrides:
+                config[key] = value
+            elif key in ("additional_special_tokens", "extra_special_tokens") and isinstance(value, list):
+                extras.extend(value)
+    for key in SPECIAL_TOKENS_ATTRIBUTES:
+        if key in config:
+            specials[key] = config.pop(key)
+    for key in ("additional_special_tokens", "extra_special_tokens"):
+        value = config.pop(key, None)
+        if isinstance(value, dict):
+            value = list(value.values())
+        for tok in value or []:
+            if str(_special_token(tok, key=key)) not in {str(_special_token(t, key=key)) for t in extras}:
+                extras.append(tok)
+
+    # Added tokens named in the config (converted tokenizers get them here; tokenizer.json usually has them).
+    present = {str(t) for t in backend.get_added_tokens_decoder().values()}
+    decoder = config.pop("added_tokens_decoder", None) or {}
+    for index, raw in sorted(((int(i), t) for i, t in decoder.items()), key=lambda item: item[0]):
+        added = _added_token(raw)
+        if str(added) not in present:
+            backend.add_tokens([added])
+            present.add(str(added))
+            if backend.token_to_id(str(added)) != index:
+                logger.warning(
+                    "%s: added token %r got id %s, not the id %d tokenizer_config.json gives it",
+                    config_file,
+                    str(added),
+                    backend.token_to_id(str(added)),
+                    index,
+                )
+    added_file = find("added_tokens.json")
+    if added_file is not None and not decoder:
+        special_names = {
+            str(_special_token(v, key="")) for v in (*specials.values(), *extras) if v is not None
+        }
+        added = _read_json(added_file, "{token: id} of added tokens")
+        for content, _ in sorted(added.items(), key=lambda item: item[1]):
+            if content not in present:
+                special = content in special_names
+                backend.add_tokens([AddedToken(content, normalized=not special, special=special)])
+
+    chat_template = config.pop("chat_template", None)
+    if isinstance(chat_template, list):
+        chat_template = {t["name"]: t["template"] for t in chat_template}
+    template_file = find("chat_template.jinja")
+    if template_file is not None:
+        chat_template = template_file.read_text(encoding="utf-8")
+    else:
+        json_template = find("chat_template.json")
+        if json_template is not None:
+            chat_template = _read_json(json_template, '{"chat_template": "..."}').get("chat_template")
+
+    settings = {key: config.pop(key) for key in _SETTINGS if key in config}
+    settings.setdefault("model_input_names", family.get("model_input_names"))
+    settings.setdefault("padding_side", family.get("padding_side", "right"))
+    if settings.get("model_max_length") is None and "max_len" in config:
+        settings["model_max_length"] = config["max_len"]
+    add_bos = config.pop("add_bos_token", None)
+    add_eos = config.pop("add_eos_token", None)
+    if converter is not None and converter != "wordpiece":
+        # A converted tokenizer has no post-processor yet: transformers builds one from these (default off).
+        add_bos, add_eos = bool(add_bos), bool(add_eos)
+    for key in _DROPPED:
+        config.pop(key, None)
+
+    tokenizer = cls(
+        backend,
+        **{k: _special_token(v, key=k) for k, v in specials.items()},
+        extra_special_tokens=[_special_token(t, key="extra_special_tokens") for t in extras],
+        chat_template=chat_template,
+        add_bos_token=add_bos,
+        add_eos_token=add_eos,
+        tokenizer_class=family_name if family_name in FAMILIES else tokenizer_class,
+        name_or_path=str(path_or_repo_id),
+        init_kwargs=config,
+        **settings,
+    )
+    if converter == "wordpiece":
+        cls_token, sep_token = tokenizer.cls_token, tokenizer.sep_token
+        cls_id = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else 2
+        sep_id = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else 3
+        backend.post_processor = processors.TemplateProcessing(
+            single=f"{cls_token}:0 $A:0 {sep_token}:0",
+            pair=f"{cls_token}:0 $A:0 {sep_token}:0 $B:1 {sep_token}:1",
+            special_tokens=[(str(cls_token), cls_id), (str(sep_token), sep_id)],
+        )
+    return tokenizer
+
+
+def _added_token(raw: Any) -> AddedToken:
+    if isinstance(raw, AddedToken):
+        return raw
+    if isinstance(raw, str):
+        return AddedToken(raw, special=True, normalized=False)
+    fields = {
+        k: v for k, v in raw.items() if k in ("single_word", "lstrip", "rstrip", "normalized", "special")
+    }
+    return AddedToken(raw["content"], **fields)
+
+
+def _convert_files(
+    converter: str, files: dict[str, Path | None], config: dict[str, Any], family: dict[str, Any]
+) -> Tokenizer:
+    """Build the backend from classic files; options come from the config (which keeps them for saving)."""
+    if converter == "wordpiece":
+        unk = config.get("unk_token", family.get("specials", {}).get("unk_token", "[UNK]"))
+        return _convert.wordpiece_tokenizer(
+            files["vocab.txt"],  # type: ignore[arg-type]
+            unk_token=str(_special_token(unk, key="unk_token")),
+            do_lower_case=config.get("do_lower_case", True),
+            strip_accents=config.get("strip_accents"),
+            tokenize_chinese_chars=config.get("tokenize_chinese_chars", True),
+        )
+    if converter == "byte_level_bpe":
+        return _convert.byte_level_bpe_tokenizer(
+            files["vocab.json"],  # type: ignore[arg-type]
+            files["merges.txt"],  # type: ignore[arg-type]
+            add_prefix_space=bool(config.get("add_prefix_space", False)),
+        )
+    path = files["tokenizer.model"]
+    assert path is not None
+    model = _convert.read_sentencepiece_model(path)
+    return _convert.sentencepiece_bpe_tokenizer(
+        model,
+        path=path,
+        legacy=bool(config.get("legacy", False)),
+        add_prefix_space=config.get("add_prefix_space"),
+    )
