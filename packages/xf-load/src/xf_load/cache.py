@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["Cache", "DynamicCache"]
+from xf_core.errors import XfValueError
+
+__all__ = ["Cache", "DynamicCache", "StaticCache"]
 
 
 class Cache:
@@ -81,3 +83,104 @@ class DynamicCache(Cache):
         for i in range(len(self.keys)):
             self.keys[i] = self.keys[i][..., :length, :]
             self.values[i] = self.values[i][..., :length, :]
+
+
+class StaticCache(Cache):
+    """A preallocated cache: ``max_cache_len`` slots per layer, written in place at ``cache_position``.
+
+    Shapes never change, so a decode step over it can be compiled once (and CUDA-graphed). Buffers are
+    allocated on the first ``update`` of each layer, with that layer's batch size, heads, head_dim, dtype and
+    device (so a model split over devices gets each layer's cache on its own device). ``update`` returns the
+    whole buffers; the attention mask (``kv_length`` = ``max_cache_len``) hides the slots not yet written.
+
+    ``get_seq_length()`` counts the positions written outside ``torch.compile``; code that writes through a
+    compiled step calls :meth:`advance` afterwards (``generate`` does).
+    """
+
+    is_static = True
+
+    def __init__(self, *, max_cache_len: int, max_batch_size: int | None = None) -> None:
+        if max_cache_len < 1:
+            raise XfValueError(f"StaticCache(max_cache_len={max_cache_len}): needs at least one slot.")
+        self.max_cache_len = max_cache_len
+        self.max_batch_size = max_batch_size
+        self.keys: list[torch.Tensor] = []
+        self.values: list[torch.Tensor] = []
+        self._length = 0
+        self._default_position = torch.zeros(0, dtype=torch.long)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def _allocate(self, key: torch.Tensor, value: torch.Tensor) -> None:
+        batch, heads, _, head_dim = key.shape  # (B, n_kv_heads, T, head_dim)
+        if self.max_batch_size is not None and batch > self.max_batch_size:
+            raise XfValueError(
+                f"StaticCache was made for batch size {self.max_batch_size} but got {batch} rows; "
+                "make a new cache with max_batch_size >= the batch size."
+            )
+        shape = (batch, heads, self.max_cache_len, head_dim)
+        k_buf = torch.zeros(shape, dtype=key.dtype, device=key.device)
+        v_buf = torch.zeros((*shape[:-1], value.shape[-1]), dtype=value.dtype, device=value.device)
+        if not torch.compiler.is_compiling():
+            # Fixed addresses let a CUDA-graphed decode step write into the buffers in place.
+            torch._dynamo.mark_static_address(k_buf)
+            torch._dynamo.mark_static_address(v_buf)
+        self.keys.append(k_buf)
+        self.values.append(v_buf)
+
+    def update(
+        self,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        layer_idx: int,
+        cache_position: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        T = key.shape[-2]
+        compiling = torch.compiler.is_compiling()
+        if layer_idx == len(self.keys):
+            self._allocate(key, value)
+        elif layer_idx > len(self.keys):
+            raise IndexError(f"layer {layer_idx} updated before layer {len(self.keys)}")
+        if cache_position is None:  # append: every layer of this forward writes where layer 0 did
+            if layer_idx == 0:
+                self._default_position = torch.arange(self._length, self._length + T, device=key.device)
+            cache_position = self._default_position
+        if not compiling and layer_idx == 0 and self._length + T > self.max_cache_len:
+            raise XfValueError(
+                f"StaticCache is full: {self._length} positions cached + {T} new > max_cache_len="
+                f"{self.max_cache_len}; make the cache longer (generate sizes it from max_length)."
+            )
+        k_buf, v_buf = self.keys[layer_idx], self.values[layer_idx]
+        k_buf.index_copy_(2, cache_position.to(k_buf.device), key.to(k_buf.dtype))
+        v_buf.index_copy_(2, cache_position.to(v_buf.device), value.to(v_buf.dtype))
+        if not compiling and layer_idx == 0:
+            self._length += T  # counted once per forward, at the first layer
+        return k_buf, v_buf
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return self._length
+
+    def kv_length(self, new_tokens: int, layer_idx: int = 0) -> int:
+        return self.max_cache_len
+
+    def advance(self, n: int) -> None:
+        """Count ``n`` positions written by a compiled step (whose counter updates were traced away)."""
+        self._length += n
+
+    def reorder(self, beam_idx: torch.Tensor) -> None:
+        """Select batch rows in place (beam search): row i becomes old row ``beam_idx[i]``."""
+        for k_buf, v_buf in zip(self.keys, self.values):
+            k_buf.copy_(k_buf.index_select(0, beam_idx.to(k_buf.device)))
+            v_buf.copy_(v_buf.index_select(0, beam_idx.to(v_buf.device)))
+
+    def crop(self, length: int) -> None:
+        """Forget the positions from ``length`` on (their slots are rewritten before they are read again)."""
+        self._length = min(self._length, length)
+
+    def reset(self) -> None:
+        """Forget everything; keep the buffers."""
+        self._length = 0
+        for k_buf, v_buf in zip(self.keys, self.values):
+            k_buf.zero_()
+            v_buf.zero_()

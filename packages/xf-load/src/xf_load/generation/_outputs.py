@@ -1,0 +1,49 @@
+"""What ``generate(..., return_dict_in_generate=True)`` returns (transformers' names and fields)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from xf_load.outputs import ModelOutput
+
+__all__ = ["GenerateBeamDecoderOnlyOutput", "GenerateDecoderOnlyOutput"]
+
+
+@dataclass
+class GenerateDecoderOnlyOutput(ModelOutput):
+    """Greedy or sampling output.
+
+    ``sequences``: (B * num_return_sequences, prompt + new tokens). ``scores``: one (B, vocab) tensor of processed
+    scores per new token (``output_scores=True``). ``logits``: the raw logits per new token
+    (``output_logits=True``). ``past_key_values``: the cache, ready to continue from (also as ``.cache``).
+    """
+
+    sequences: torch.Tensor | None = None
+    scores: tuple[torch.Tensor, ...] | None = None
+    logits: tuple[torch.Tensor, ...] | None = None
+    past_key_values: Any = None
+
+    @property
+    def cache(self) -> Any:
+        return self.past_key_values
+
+
+@dataclass
+class GenerateBeamDecoderOnlyOutput(ModelOutput):
+    """Beam search output: ``sequences_scores`` are the final length-penalised beam scores (``output_scores``),
+    ``scores`` the per-step processed log-probabilities of every beam, ``beam_indices`` which beam each new
+    token came from."""
+
+    sequences: torch.Tensor | None = None
+    sequences_scores: torch.Tensor | None = None
+    scores: tuple[torch.Tensor, ...] | None = None
+    logits: tuple[torch.Tensor, ...] | None = None
+    beam_indices: torch.Tensor | None = None
+    past_key_values: Any = None
+
+    @property
+    def cache(self) -> Any:
+        return self.past_key_values
