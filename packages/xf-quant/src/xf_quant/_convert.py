@@ -2,6 +2,8 @@
 tensor at a time (quantizing a float weight, or taking the bnb state tensors of a pre-quantized checkpoint),
 turn them back into float layers, and count the bytes a model holds.
 
+CPU repacking of 4-bit weights by bitsandbytes is turned off (see :func:`replace_with_bnb_linear`).
+
 GPT-2's ``Conv1D`` (a Linear whose weight is stored transposed) is swapped too: its float weight is
 transposed before quantizing, and a pre-quantized checkpoint already holds the Linear orientation, as
 transformers writes it.
@@ -113,6 +115,11 @@ def replace_with_bnb_linear(
                 )
                 if pre_quantized:
                     new.weight.data = new.weight.data.to(config.bnb_4bit_quant_storage)
+                # bitsandbytes 0.50 repacks a 4-bit weight on its first CPU forward when the CPU has
+                # AVX512-BF16: absmax is rounded to bfloat16, and the inverse that state_dict() runs leaves
+                # absmax transposed (unless double-quantized), so a save after a forward is corrupt. Keep
+                # the portable layout: outputs stay exact and saves stay loadable.
+                new.support_avx512bf16_for_cpu = False
         setattr(new, _TRANSPOSED, transposed)
         new.requires_grad_(False)
         model.set_submodule(name, new)
@@ -180,7 +187,7 @@ def load_prequantized_weight(
         )
     weight = tensors["weight"]
     if isinstance(module, bnb.nn.Linear4bit):
-        stats = {k.removeprefix("weight."): v for k, v in tensors.items() if k != "weight"}
+        stats = {k.removeprefix("weight."): v for k, v in tensors.items() if k.startswith("weight.")}
         if not any(k.startswith("quant_state.bitsandbytes__") for k in stats) or "absmax" not in stats:
             raise PrequantizedWeightsError(
                 f"the checkpoint has {key}weight but not its 4-bit state ({key}weight.absmax, "
