@@ -70,7 +70,35 @@ def _compile(template: str) -> Any:
     def strftime_now(fmt: str) -> str:
         return datetime.now().strftime(fmt)
 
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
+    class Sandbox(ImmutableSandboxedEnvironment):
+        # Jinja's sandbox answers an unsafe attribute with an Undefined that prints as ""; refuse it outright.
+        def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
+            raise jinja2.exceptions.SecurityError(
+                f"access to attribute {attribute!r} of a {type(obj).__name__} object is unsafe"
+            )
+
+    class Namespace(jinja2.utils.Namespace):
+        # Namespaces reject underscore names, so a template cannot plant dunder attributes.
+        def __init__(*args: Any, **kwargs: Any) -> None:
+            self, args = args[0], args[1:]
+            attrs = dict(*args, **kwargs)
+            for name in attrs:
+                Namespace._check(name)
+            jinja2.utils.Namespace.__init__(self, attrs)
+
+        def __setitem__(self, name: str, value: Any) -> None:
+            Namespace._check(name)
+            jinja2.utils.Namespace.__setitem__(self, name, value)
+
+        @staticmethod
+        def _check(name: Any) -> None:
+            if isinstance(name, str) and name.startswith("_"):
+                raise jinja2.exceptions.SecurityError(
+                    f"a namespace attribute may not start with '_': {name!r}"
+                )
+
+    env = Sandbox(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
+    env.globals["namespace"] = Namespace
     env.filters["tojson"] = tojson
     env.globals["raise_exception"] = raise_exception
     env.globals["strftime_now"] = strftime_now

@@ -1,0 +1,143 @@
+"""Chat templates render as transformers renders them, in a sandbox that refuses escapes."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+
+from xf_tokenize.errors import ChatTemplateError
+
+LLAMA3 = (
+    "{{- bos_token }}\n"
+    "{%- if not date_string is defined %}{%- set date_string = strftime_now('%d %b %Y') %}{%- endif %}\n"
+    "{%- if messages[0]['role'] == 'system' %}\n"
+    "    {%- set system_message = messages[0]['content']|trim %}\n"
+    "    {%- set messages = messages[1:] %}\n"
+    "{%- else %}\n"
+    "    {%- set system_message = '' %}\n"
+    "{%- endif %}\n"
+    "{{- '<|start_header_id|>system<|end_header_id|>\\n\\n' }}\n"
+    "{%- if tools is not none %}{{- 'Environment: ipython\\n' }}{%- endif %}\n"
+    "{{- 'Today Date: ' + date_string + '\\n\\n' }}\n"
+    "{%- if tools is not none %}\n"
+    "    {%- for t in tools %}{{- t | tojson(indent=4) }}{{- '\\n\\n' }}{%- endfor %}\n"
+    "{%- endif %}\n"
+    "{{- system_message }}{{- '<|eot_id|>' }}\n"
+    "{%- for message in messages %}\n"
+    "    {%- if message.role not in ['user', 'assistant', 'tool'] %}\n"
+    "        {{- raise_exception('Unknown role ' + message.role) }}\n"
+    "    {%- endif %}\n"
+    "    {{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + message['content'] | trim + "
+    "'<|eot_id|>' }}\n"
+    "{%- endfor %}\n"
+    "{%- if add_generation_prompt %}{{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{%- endif %}\n"
+)
+
+CHATML = (
+    "{% if documents %}{% for d in documents %}<doc title={{ d.title | tojson }}>{{ d.text }}</doc>\n"
+    "{% endfor %}{% endif %}"
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + "
+    "'\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+CONVERSATIONS = [
+    [{"role": "user", "content": "Hello there!"}],
+    [
+        {"role": "system", "content": "  You are terse.  "},
+        {"role": "user", "content": "Qu'est-ce que c'est ? 中文 😀"},
+        {"role": "assistant", "content": "Une phrase.\n\nAvec deux lignes."},
+        {"role": "user", "content": "Encore"},
+    ],
+    [{"role": "user", "content": ""}, {"role": "assistant", "content": "Starting my answer"}],
+]
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Weather in a city — ünïcode kept",
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}},
+                "required": ["city"],
+            },
+        },
+    }
+]
+
+
+@pytest.mark.parametrize("template", [LLAMA3, CHATML], ids=["llama3", "chatml"])
+@pytest.mark.parametrize("name", ["minilm", "spm"])
+def test_rendering_matches_transformers(name, template, pair_of):
+    xf, hf = pair_of(name)
+    for conversation in CONVERSATIONS:
+        for generation in (False, True):
+            kwargs = {
+                "chat_template": template,
+                "add_generation_prompt": generation,
+                "date_string": "26 Jul 2024",
+            }
+            text = xf.apply_chat_template(conversation, tokenize=False, **kwargs)
+            assert text == hf.apply_chat_template(conversation, tokenize=False, **kwargs)
+            ids = xf.apply_chat_template(conversation, return_dict=False, **kwargs)
+            assert ids == hf.apply_chat_template(conversation, return_dict=False, **kwargs)
+            out = xf.apply_chat_template(conversation, **kwargs)
+            assert out["input_ids"] == ids and out["attention_mask"] == [1] * len(ids)
+    kwargs = {"chat_template": template, "tools": TOOLS, "date_string": "1 Jan 2025", "tokenize": False}
+    kwargs["documents"] = [{"title": 'Doc "one"', "text": "Body <b>tags</b> & more"}]
+    assert xf.apply_chat_template(CONVERSATIONS[1], **kwargs) == hf.apply_chat_template(
+        CONVERSATIONS[1], **kwargs
+    )
+    batch = {"chat_template": template, "padding": True, "date_string": "x"}
+    assert (
+        xf.apply_chat_template(CONVERSATIONS, **batch)["input_ids"]
+        == (hf.apply_chat_template(CONVERSATIONS, **batch)["input_ids"])
+    )
+
+
+@pytest.mark.parametrize("template", [LLAMA3, CHATML], ids=["llama3", "chatml"])
+def test_continue_final_message(template, pair_of):
+    xf, hf = pair_of("spm")
+    kwargs = {
+        "chat_template": template,
+        "continue_final_message": True,
+        "tokenize": False,
+        "date_string": "d",
+    }
+    text = xf.apply_chat_template(CONVERSATIONS[2], **kwargs)
+    assert text.endswith("Starting my answer")
+    assert text == hf.apply_chat_template(CONVERSATIONS[2], **kwargs)
+    with pytest.raises(ChatTemplateError, match="exclude each other"):
+        xf.apply_chat_template(CONVERSATIONS[2], **kwargs | {"add_generation_prompt": True})
+
+
+def test_helpers_and_errors(pair_of):
+    xf, _ = pair_of("minilm")
+    year = xf.apply_chat_template(CONVERSATIONS[0], chat_template="{{ strftime_now('%Y') }}", tokenize=False)
+    assert year == str(datetime.datetime.now().year)
+    with pytest.raises(ChatTemplateError, match="Unknown role robot"):
+        xf.apply_chat_template([{"role": "robot", "content": "x"}], chat_template=LLAMA3, tokenize=False)
+    with pytest.raises(ChatTemplateError, match="no chat template"):
+        xf.apply_chat_template(CONVERSATIONS[0])
+    with pytest.raises(ChatTemplateError, match="does not parse"):
+        xf.apply_chat_template(CONVERSATIONS[0], chat_template="{% for %}", tokenize=False)
+    with pytest.raises(ChatTemplateError, match="empty conversation"):
+        xf.apply_chat_template([[]], chat_template=CHATML, tokenize=False)
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ ''.__class__ }}",
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+        "{{ raise_exception.__globals__ }}",
+        "{{ messages.__class__.__init__.__globals__['os'] }}",
+        "{% set ns = namespace(__class__=1) %}{{ ns }}",
+        "{{ messages.append({'role': 'user'}) }}",
+    ],
+)
+def test_sandbox_escapes_are_refused(template, pair_of):
+    xf, _ = pair_of("minilm")
+    with pytest.raises(ChatTemplateError, match="sandbox"):
+        xf.apply_chat_template(CONVERSATIONS[0], chat_template=template, tokenize=False)
