@@ -1,5 +1,34 @@
-"""Configs, checkpoint discovery, fast weight loading and saving, model families and generation."""
+"""Configs, checkpoint discovery, fast weight loading and saving, model families and generation.
+
+``import xf_load`` is cheap: the public names load their modules (and torch) on first use.
+"""
+
+from xf_core.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+_EXPORTS = {
+    "AutoConfig": "xf_load.auto",
+    "AutoModel": "xf_load.auto",
+    "AutoModelForCausalLM": "xf_load.auto",
+    "AutoModelForMaskedLM": "xf_load.auto",
+    "AutoModelForQuestionAnswering": "xf_load.auto",
+    "AutoModelForSequenceClassification": "xf_load.auto",
+    "AutoModelForTokenClassification": "xf_load.auto",
+    "PretrainedConfig": "xf_load.configuration_utils",
+    "PreTrainedModel": "xf_load.modeling_utils",
+    "LlamaConfig": "xf_load.models.llama",
+    "LlamaForCausalLM": "xf_load.models.llama",
+    "LlamaForSequenceClassification": "xf_load.models.llama",
+    "LlamaModel": "xf_load.models.llama",
+    "MistralConfig": "xf_load.models.llama",
+    "MistralForCausalLM": "xf_load.models.llama",
+    "Qwen2Config": "xf_load.models.llama",
+    "Qwen2ForCausalLM": "xf_load.models.llama",
+    "Qwen3Config": "xf_load.models.llama",
+    "Qwen3ForCausalLM": "xf_load.models.llama",
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+__all__ = ["__version__", *sorted(_EXPORTS)]

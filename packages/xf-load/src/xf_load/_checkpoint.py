@@ -1,0 +1,352 @@
+"""Checkpoint files: find them (single, sharded, variant, subfolder), read their headers, read tensors.
+
+Safetensors files are read with plain ``readinto`` straight into the tensor that will become the parameter:
+one copy from the page cache, no mmap kept alive, so the loader's memory is the model's own size. Headers
+are validated against the file size first, so a truncated or corrupt file names itself and the key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from xf_core import resolve_file
+from xf_load.errors import CheckpointError, CheckpointNotFoundError
+
+__all__ = [
+    "SAFE_WEIGHTS_INDEX_NAME",
+    "SAFE_WEIGHTS_NAME",
+    "WEIGHTS_INDEX_NAME",
+    "WEIGHTS_NAME",
+    "Checkpoint",
+    "SafetensorsFile",
+    "TensorInfo",
+    "find_checkpoint",
+    "variant_name",
+]
+
+SAFE_WEIGHTS_NAME = "model.safetensors"
+SAFE_WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
+WEIGHTS_NAME = "pytorch_model.bin"
+WEIGHTS_INDEX_NAME = "pytorch_model.bin.index.json"
+
+_MAX_HEADER = 100 * 1024 * 1024
+SAFETENSORS_DTYPES: dict[str, torch.dtype] = {
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
+    "F8_E4M3": torch.float8_e4m3fn,
+    "F8_E5M2": torch.float8_e5m2,
+}
+DTYPE_CODES = {v: k for k, v in SAFETENSORS_DTYPES.items()}
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    dtype: torch.dtype
+    shape: tuple[int, ...]
+    begin: int  # absolute byte offsets in the file
+    end: int
+
+
+class SafetensorsFile:
+    """One safetensors file: its validated header, and tensors read on demand."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.tensors, self.metadata = _read_header(self.path)
+        self._file = None
+
+    def __enter__(self) -> SafetensorsFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def keys(self) -> list[str]:
+        return list(self.tensors)
+
+    def read(
+        self, key: str, *, dtype: torch.dtype | None = None, device: torch.device | str = "cpu"
+    ) -> torch.Tensor:
+        """The tensor ``key``, converted to ``dtype`` and placed on ``device``."""
+        info = self.tensors[key]
+        if self._file is None:
+            self._file = open(self.path, "rb", buffering=0)  # noqa: SIM115 (kept open across reads)
+        out = torch.empty(info.shape, dtype=info.dtype)
+        nbytes = info.end - info.begin
+        if nbytes:
+            self._file.seek(info.begin)
+            view = memoryview(out.view(-1).view(torch.uint8).numpy())
+            got = 0
+            while got < nbytes:
+                n = self._file.readinto(view[got:])
+                if not n:
+                    raise CheckpointError(
+                        f"{self.path} ended while reading tensor {key!r}; the file is truncated, re-download it.",
+                        file=str(self.path),
+                        key=key,
+                    )
+                got += n
+        if dtype is not None and out.is_floating_point() and out.dtype != dtype:
+            out = out.to(dtype)
+        return out.to(device) if torch.device(device).type != "cpu" else out
+
+
+def _read_header(path: Path) -> tuple[dict[str, TensorInfo], dict[str, str]]:
+    def corrupt(why: str, key: str | None = None) -> CheckpointError:
+        return CheckpointError(
+            f"{path} is not a valid safetensors file ({why}); it is corrupt or truncated, re-download or re-save it.",
+            file=str(path),
+            key=key,
+        )
+
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            prefix = f.read(8)
+            if len(prefix) < 8:
+                raise corrupt(f"{len(prefix)} bytes long")
+            (n,) = struct.unpack("<Q", prefix)
+            if n > min(size - 8, _MAX_HEADER):
+                raise corrupt(f"header length {n} exceeds the file size {size}")
+            raw = f.read(n)
+    except FileNotFoundError as e:
+        raise CheckpointNotFoundError(f"no such file: {path}", path=str(path), filename=path.name) from e
+    try:
+        header = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise corrupt(f"header is not JSON: {e}") from e
+    if not isinstance(header, dict):
+        raise corrupt("header is not a JSON object")
+    metadata = header.pop("__metadata__", None) or {}
+    start = 8 + n
+    tensors: dict[str, TensorInfo] = {}
+    for key, entry in header.items():
+        try:
+            dtype = SAFETENSORS_DTYPES[entry["dtype"]]
+            shape = tuple(int(d) for d in entry["shape"])
+            begin, end = (int(x) for x in entry["data_offsets"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise corrupt(f"bad header entry for {key!r}: {entry!r}", key) from e
+        numel = 1
+        for d in shape:
+            numel *= d
+        if end - begin != numel * dtype.itemsize or begin < 0:
+            raise corrupt(f"tensor {key!r} has shape {list(shape)} but {end - begin} bytes", key)
+        if start + end > size:
+            raise corrupt(f"tensor {key!r} ends at byte {start + end} but the file has {size} bytes", key)
+        tensors[key] = TensorInfo(dtype, shape, start + begin, start + end)
+    return tensors, metadata
+
+
+@dataclass
+class Checkpoint:
+    """The weight files of a model: key -> file, plus what the index said."""
+
+    files: list[Path]
+    key_to_file: dict[str, Path] = field(default_factory=dict)
+    index_path: Path | None = None
+    index_metadata: dict[str, Any] = field(default_factory=dict)
+    is_safetensors: bool = True
+    _open: dict[Path, SafetensorsFile] = field(default_factory=dict, repr=False)
+    _pickled: dict[Path, dict[str, torch.Tensor]] = field(default_factory=dict, repr=False)
+    _infos: dict[str, TensorInfo] | None = field(default=None, repr=False)
+
+    def infos(self) -> dict[str, TensorInfo]:
+        """Every tensor's dtype, shape and offsets (reads the headers only)."""
+        if self._infos is None:
+            self._infos = self._read_infos()
+        return self._infos
+
+    def _tensors_of(self, path: Path) -> dict[str, TensorInfo]:
+        if self.is_safetensors:
+            return self.reader(path).tensors
+        if path not in self._pickled:
+            self._pickled[path] = load_pickle_state_dict(path)
+        return {k: TensorInfo(v.dtype, tuple(v.shape), 0, 0) for k, v in self._pickled[path].items()}
+
+    def _read_infos(self) -> dict[str, TensorInfo]:
+        out: dict[str, TensorInfo] = {}
+        for path in self.files:
+            for key, info in self._tensors_of(path).items():
+                if key in self.key_to_file and self.key_to_file[key] != path:
+                    continue  # the index says this key lives in another shard
+                out[key] = info
+                self.key_to_file.setdefault(key, path)
+        if self.index_path is not None:
+            for key, path in self.key_to_file.items():
+                if key not in out:
+                    raise CheckpointError(
+                        f"{self.index_path} maps {key!r} to {path.name}, which has no such tensor; the index and "
+                        "the shards do not match, re-download the checkpoint.",
+                        file=str(self.index_path),
+                        key=key,
+                    )
+        return out
+
+    def reader(self, path: Path) -> SafetensorsFile:
+        if path not in self._open:
+            self._open[path] = SafetensorsFile(path)
+        return self._open[path]
+
+    def read(
+        self, key: str, *, dtype: torch.dtype | None = None, device: torch.device | str = "cpu"
+    ) -> torch.Tensor:
+        path = self.key_to_file[key]
+        if self.is_safetensors:
+            return self.reader(path).read(key, dtype=dtype, device=device)
+        tensor = self._pickled[path][key]
+        if dtype is not None and tensor.is_floating_point():
+            tensor = tensor.to(dtype)
+        return tensor.to(device).contiguous()
+
+    def close(self) -> None:
+        for reader in self._open.values():
+            reader.close()
+        self._open.clear()
+        self._pickled.clear()
+
+    def first_float_dtype(self) -> torch.dtype | None:
+        for info in self.infos().values():
+            if info.dtype.is_floating_point:
+                return info.dtype
+        return None
+
+
+def variant_name(name: str, variant: str | None) -> str:
+    """transformers' naming: the variant goes before the last extension (``model.fp16.safetensors``,
+    ``model.safetensors.index.fp16.json``)."""
+    if not variant:
+        return name
+    stem, _, ext = name.rpartition(".")
+    return f"{stem}.{variant}.{ext}"
+
+
+def find_checkpoint(
+    path_or_repo_id: str | os.PathLike[str],
+    *,
+    variant: str | None = None,
+    subfolder: str | None = None,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    local_files_only: bool = False,
+    token: str | bool | None = None,
+    use_safetensors: bool | None = None,
+) -> Checkpoint:
+    """Find the weights: ``model.safetensors``, else its sharded index; ``pytorch_model.bin`` (and its index)
+    only when ``use_safetensors=False`` is passed explicitly (pickle files can run code; they are then read
+    with ``torch.load(weights_only=True)``)."""
+    hub = {
+        "revision": revision,
+        "subfolder": subfolder,
+        "cache_dir": cache_dir,
+        "local_files_only": local_files_only,
+        "token": token,
+    }
+    candidates = [(SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME, True)]
+    if use_safetensors is False:
+        candidates = [(WEIGHTS_NAME, WEIGHTS_INDEX_NAME, False), *candidates]
+    for single, index, safe in candidates:
+        path = resolve_file(path_or_repo_id, variant_name(single, variant), missing_ok=True, **hub)
+        if path is not None:
+            return Checkpoint(files=[path], is_safetensors=safe)
+        index_path = resolve_file(path_or_repo_id, variant_name(index, variant), missing_ok=True, **hub)
+        if index_path is not None:
+            return _sharded(path_or_repo_id, index_path, hub, safe)
+    where = f"{path_or_repo_id}/{subfolder}" if subfolder else str(path_or_repo_id)
+    names = [variant_name(n, variant) for n in (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME)]
+    hint = ""
+    if use_safetensors is not False:
+        for legacy in (WEIGHTS_NAME, WEIGHTS_INDEX_NAME):
+            if (
+                resolve_file(path_or_repo_id, variant_name(legacy, variant), missing_ok=True, **hub)
+                is not None
+            ):
+                hint = (
+                    f"; it has {variant_name(legacy, variant)}, a pickle file: pass use_safetensors=False to load "
+                    "it (read with torch.load(weights_only=True)) or convert it to safetensors"
+                )
+                break
+    raise CheckpointNotFoundError(
+        f"{where} has no {' or '.join(names)}{hint}.",
+        path=str(path_or_repo_id),
+        filename=names[0],
+    )
+
+
+def _sharded(
+    path_or_repo_id: str | os.PathLike[str], index_path: Path, hub: dict[str, Any], safe: bool
+) -> Checkpoint:
+    from xf_load.configuration_utils import load_json
+
+    index = load_json(index_path, what="checkpoint index")
+    weight_map = index.get("weight_map")
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise CheckpointError(
+            f"{index_path} has no 'weight_map' object; it is not a checkpoint index, re-download it.",
+            file=str(index_path),
+        )
+    local = index_path.parent
+    by_name: dict[str, Path] = {}
+    for key, name in weight_map.items():
+        if name in by_name:
+            continue
+        if not isinstance(name, str) or Path(name).is_absolute() or ".." in Path(name).parts or "\\" in name:
+            raise CheckpointError(
+                f"{index_path} maps {key!r} to {name!r}, which is outside the checkpoint directory; shard names "
+                "must be plain file names next to the index. Fix or re-download the index.",
+                file=str(index_path),
+                key=key,
+            )
+        path = resolve_file(path_or_repo_id, name, missing_ok=True, **hub)
+        if path is None:
+            raise CheckpointNotFoundError(
+                f"{index_path.name} lists shard {name} (for {key!r}), which is missing from {local}; re-download "
+                "or pass a complete snapshot.",
+                path=str(local),
+                filename=name,
+            )
+        by_name[name] = path
+    files = list(dict.fromkeys(by_name.values()))
+    key_to_file = {key: by_name[name] for key, name in weight_map.items()}
+    return Checkpoint(
+        files=files,
+        key_to_file=key_to_file,
+        index_path=index_path,
+        index_metadata=index.get("metadata") or {},
+        is_safetensors=safe,
+    )
+
+
+def load_pickle_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """A ``pytorch_model.bin`` state dict, read with ``weights_only=True`` (no code runs)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as e:
+        raise CheckpointError(
+            f"{path} could not be read as a PyTorch checkpoint with weights_only=True ({e}); convert it to "
+            "safetensors or re-download it.",
+            file=str(path),
+        ) from e
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} does not hold a state dict.", file=str(path))
+    return state

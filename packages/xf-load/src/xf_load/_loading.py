@@ -1,0 +1,440 @@
+"""``from_pretrained``: config -> checkpoint files -> model on ``meta`` -> each tensor read once, straight into
+its final dtype and device -> missing weights initialised -> tied -> dispatched -> ``eval()``.
+
+No weight is randomly initialised and then overwritten, and no second copy of the state dict exists: peak
+memory is the model plus one tensor in flight.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from xf_core.errors import XfConfigError
+from xf_core.logging import get_logger
+from xf_load._checkpoint import Checkpoint, TensorInfo, find_checkpoint
+from xf_load.configuration_utils import PretrainedConfig, dtype_to_str
+from xf_load.errors import ShapeMismatchError
+
+__all__ = ["LoadingInfo", "load_pretrained", "resolve_dtype"]
+
+logger = get_logger(__name__)
+_AUTO_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
+
+
+def resolve_dtype(
+    dtype: torch.dtype | str | None, *, config: PretrainedConfig, checkpoint: Checkpoint | None
+) -> torch.dtype:
+    """transformers' rule: "auto" -> ``config.dtype``, else the checkpoint's first floating dtype, else
+    float32; a string names a torch dtype; None -> float32."""
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype == "auto":
+        if config.dtype is not None:
+            return getattr(torch, config.dtype)
+        if checkpoint is not None:
+            meta_dtype = checkpoint.index_metadata.get("dtype")
+            if isinstance(meta_dtype, str):
+                return getattr(torch, dtype_to_str(meta_dtype, key="metadata.dtype"))
+            found = checkpoint.first_float_dtype()
+            if found is not None:
+                return found
+        return torch.float32
+    if not isinstance(dtype, str):
+        raise XfConfigError(f"dtype={dtype!r} is not a torch.dtype, a dtype name or 'auto'.", key="dtype")
+    return getattr(torch, dtype_to_str(dtype))
+
+
+@dataclass
+class LoadingInfo:
+    missing_keys: list[str] = field(default_factory=list)
+    unexpected_keys: list[str] = field(default_factory=list)
+    mismatched_keys: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, list[Any]]:
+        return {
+            "missing_keys": self.missing_keys,
+            "unexpected_keys": self.unexpected_keys,
+            "mismatched_keys": self.mismatched_keys,
+        }
+
+
+def load_pretrained(
+    cls: type,
+    path: str | os.PathLike[str],
+    *,
+    config: PretrainedConfig | str | os.PathLike[str] | None,
+    dtype: torch.dtype | str | None,
+    device_map: Any,
+    max_memory: dict[Any, Any] | None,
+    offload_folder: str | os.PathLike[str] | None,
+    revision: str | None,
+    subfolder: str | None,
+    variant: str | None,
+    cache_dir: str | os.PathLike[str] | None,
+    local_files_only: bool,
+    token: str | bool | None,
+    use_safetensors: bool | None,
+    ignore_mismatched_sizes: bool,
+    output_loading_info: bool,
+    attn_implementation: str | None,
+    quantization_config: Any,
+    config_overrides: dict[str, Any],
+) -> Any:
+    from xf_load.quantizers import get_quantizer
+
+    hub = {
+        "revision": revision,
+        "subfolder": subfolder,
+        "cache_dir": cache_dir,
+        "local_files_only": local_files_only,
+        "token": token,
+    }
+    config = _resolve_config(cls, path, config, config_overrides, hub)
+    if attn_implementation is not None:
+        config.attn_implementation = attn_implementation
+        config.__post_init__()
+    quantizer = get_quantizer(
+        quantization_config if quantization_config is not None else config.quantization_config
+    )
+
+    checkpoint = find_checkpoint(path, variant=variant, use_safetensors=use_safetensors, **hub)
+    try:
+        infos = checkpoint.infos()
+        torch_dtype = resolve_dtype(dtype, config=config, checkpoint=checkpoint)
+        if quantizer is not None:
+            torch_dtype = quantizer.update_dtype(torch_dtype)
+            quantizer.validate_environment(device_map=device_map, dtype=torch_dtype)
+        config.dtype = dtype_to_str(torch_dtype)
+
+        with torch.device("meta"):
+            model = cls(config)
+        if quantizer is not None:
+            quantizer.preprocess_model(model)
+            if quantizer.config_dict is not None:
+                config.quantization_config = quantizer.config_dict
+
+        plan, info = _match_keys(model, infos)
+        devices = _device_plan(model, device_map, max_memory=max_memory, dtype=torch_dtype)
+        offload_dir = _offload_dir(devices, offload_folder)
+        offload_index: dict[str, Any] = {}
+        params = dict(model.named_parameters(remove_duplicate=False))
+        buffers = dict(model.named_buffers(remove_duplicate=False))
+
+        for name, ckpt_key in plan.items():
+            current = params.get(name, buffers.get(name))
+            found = infos[ckpt_key]
+            quantized = quantizer is not None and quantizer.param_needs_quantization(model, name)
+            if not quantized and tuple(current.shape) != found.shape:
+                if not ignore_mismatched_sizes:
+                    file = str(checkpoint.key_to_file.get(ckpt_key, checkpoint.files[0]))
+                    raise ShapeMismatchError(
+                        f"{ckpt_key!r} in {file} has shape {list(found.shape)} but the model's {name} has shape "
+                        f"{list(current.shape)}; pass ignore_mismatched_sizes=True to re-initialise it (e.g. a new "
+                        "classification head), or fix the config.",
+                        key=ckpt_key,
+                        file=file,
+                        expected=tuple(current.shape),
+                        found=found.shape,
+                    )
+                info.mismatched_keys.append((ckpt_key, found.shape, tuple(current.shape)))
+                continue
+            device = devices(name)
+            target = torch_dtype if current.is_floating_point() and found.dtype.is_floating_point else None
+            if device == "disk":
+                from accelerate.utils import offload_weight
+
+                tensor = checkpoint.read(ckpt_key, dtype=target)
+                offload_index = offload_weight(tensor, name, offload_dir, index=offload_index)
+                continue
+            if quantized:
+                tensor = checkpoint.read(ckpt_key)
+                quantizer.create_quantized_param(model, tensor, name, torch.device(device))
+                continue
+            tensor = checkpoint.read(ckpt_key, dtype=target, device=device)
+            _set_tensor(model, name, tensor, is_param=name in params)
+    finally:
+        checkpoint.close()
+
+    _initialize_missing(model, plan, checkpoint, devices, torch_dtype, info)
+    _materialize_buffers(model, devices)
+    model.tie_weights()
+    if offload_index:
+        from accelerate.utils import save_offload_index
+
+        save_offload_index(offload_index, offload_dir)
+    if device_map is not None and _needs_dispatch(devices):
+        _dispatch(model, devices, offload_dir)
+    if quantizer is not None:
+        quantizer.postprocess_model(model)
+        model.quantizer = quantizer
+    model.eval()
+    model.name_or_path = str(path)
+    config.name_or_path = str(path)
+    _attach_generation_config(model, path, hub)
+    _log_info(cls, info)
+    if output_loading_info:
+        return model, info.as_dict()
+    return model
+
+
+def _resolve_config(
+    cls: type,
+    path: str | os.PathLike[str],
+    config: Any,
+    overrides: dict[str, Any],
+    hub: dict[str, Any],
+) -> PretrainedConfig:
+    if config is None:
+        return cls.config_class.from_pretrained(path, **hub, **overrides)
+    if isinstance(config, str | os.PathLike):
+        return cls.config_class.from_pretrained(config, **overrides)
+    if not isinstance(config, PretrainedConfig):
+        raise TypeError(f"config must be a PretrainedConfig or a path, not {type(config).__name__}.")
+    return config.copy(**overrides) if overrides else copy.deepcopy(config)
+
+
+# ---- keys ---------------------------------------------------------------------------------------------------
+def _renamed(key: str, renames: dict[str, str]) -> str:
+    for pattern, replacement in renames.items():
+        key = re.sub(pattern, replacement, key)
+    return key
+
+
+def _match_keys(model: nn.Module, infos: dict[str, TensorInfo]) -> tuple[dict[str, str], LoadingInfo]:
+    """``{model key: checkpoint key}`` plus what is missing and unexpected.
+
+    A checkpoint key matches as is, with the base-model prefix added (a base checkpoint into a head model),
+    or with it stripped (a head checkpoint into a base model), after ``_checkpoint_renames``. For tied
+    pairs the source is loaded from whichever of the two the checkpoint has.
+    """
+    prefix = model.base_model_prefix
+    tied = model._tie_pairs()
+    state = model.state_dict(keep_vars=True)
+    wanted = {k for k in state if k not in tied}
+    plan: dict[str, str] = {}
+    unexpected: list[str] = []
+    for ckpt_key in infos:
+        key = _renamed(ckpt_key, model._checkpoint_renames)
+        candidates = [key]
+        if prefix:
+            candidates += [f"{prefix}.{key}", key.removeprefix(f"{prefix}.")]
+        match = next((c for c in candidates if c in state), None)
+        if match is None:
+            unexpected.append(ckpt_key)
+        elif match in tied:
+            source = tied[match]
+            plan.setdefault(source, ckpt_key)  # only the tied copy is stored: load it into the source
+        else:
+            plan[match] = ckpt_key  # the source itself wins over a tied copy
+    ignore_unexpected = [re.compile(p) for p in model._keys_to_ignore_on_load_unexpected]
+    ignore_missing = [re.compile(p) for p in model._keys_to_ignore_on_load_missing]
+    non_persistent = _non_persistent_buffers(model)
+    missing = sorted(
+        k
+        for k in wanted
+        if k not in plan and k not in non_persistent and not any(p.search(k) for p in ignore_missing)
+    )
+    unexpected = [k for k in unexpected if not any(p.search(k) for p in ignore_unexpected)]
+    return plan, LoadingInfo(missing_keys=missing, unexpected_keys=unexpected)
+
+
+def _non_persistent_buffers(model: nn.Module) -> set[str]:
+    out = set()
+    for mod_name, module in model.named_modules():
+        for b in module._non_persistent_buffers_set:
+            out.add(f"{mod_name}.{b}" if mod_name else b)
+    return out
+
+
+def _set_tensor(model: nn.Module, name: str, tensor: torch.Tensor, *, is_param: bool) -> None:
+    mod_name, _, attr = name.rpartition(".")
+    module = model.get_submodule(mod_name)
+    if is_param:
+        old = module._parameters[attr]
+        requires_grad = old.requires_grad and tensor.is_floating_point()
+        module._parameters[attr] = nn.Parameter(tensor, requires_grad=requires_grad)
+    else:
+        module._buffers[attr] = tensor
+
+
+# ---- devices ------------------------------------------------------------------------------------------------
+class _Devices:
+    """Parameter name -> device string ("cpu", "cuda:0", "disk") from a module-prefix map."""
+
+    def __init__(self, mapping: dict[str, str]) -> None:
+        self.mapping = mapping
+        self._prefixes = sorted(mapping, key=len, reverse=True)
+
+    def __call__(self, name: str) -> str:
+        for prefix in self._prefixes:
+            if prefix == "" or name == prefix or name.startswith(prefix + "."):
+                return self.mapping[prefix]
+        raise XfConfigError(
+            f"device_map does not place {name!r}; add an entry for it or one of its parent modules ('' for all).",
+            key="device_map",
+        )
+
+    def values(self) -> set[str]:
+        return set(self.mapping.values())
+
+
+def _device_str(device: Any) -> str:
+    if isinstance(device, int):
+        return f"cuda:{device}"
+    text = str(device)
+    if text == "disk":
+        return text
+    try:
+        return str(torch.device(text))
+    except RuntimeError as e:
+        raise XfConfigError(f"device_map value {device!r} is not a device: {e}", key="device_map") from e
+
+
+def _device_plan(
+    model: nn.Module, device_map: Any, *, max_memory: dict[Any, Any] | None, dtype: torch.dtype
+) -> _Devices:
+    if device_map is None:
+        return _Devices({"": "cpu"})
+    if isinstance(device_map, str) and device_map in _AUTO_MAPS:
+        from accelerate import infer_auto_device_map
+        from accelerate.utils import get_balanced_memory
+
+        no_split = list(model._no_split_modules)
+        if device_map != "sequential":
+            max_memory = get_balanced_memory(
+                model,
+                max_memory=max_memory,
+                no_split_module_classes=no_split,
+                dtype=dtype,
+                low_zero=device_map == "balanced_low_0",
+            )
+        inferred = infer_auto_device_map(
+            model, max_memory=max_memory, no_split_module_classes=no_split, dtype=dtype
+        )
+        return _Devices({k: _device_str(v) for k, v in inferred.items()})
+    if isinstance(device_map, dict):
+        return _Devices({k: _device_str(v) for k, v in device_map.items()})
+    if isinstance(device_map, str | int | torch.device):
+        return _Devices({"": _device_str(device_map)})
+    raise XfConfigError(
+        f"device_map={device_map!r} is not supported; pass a device ('cpu', 'cuda:0'), a dict "
+        "{module name: device}, or one of " + ", ".join(_AUTO_MAPS) + ".",
+        key="device_map",
+    )
+
+
+def _offload_dir(devices: _Devices, offload_folder: str | os.PathLike[str] | None) -> str | None:
+    if "disk" not in devices.values():
+        return None
+    if offload_folder is None:
+        return tempfile.mkdtemp(prefix="xf-offload-")
+    os.makedirs(offload_folder, exist_ok=True)
+    return str(offload_folder)
+
+
+def _needs_dispatch(devices: _Devices) -> bool:
+    return len(devices.values()) > 1 or "disk" in devices.values()
+
+
+def _dispatch(model: nn.Module, devices: _Devices, offload_dir: str | None) -> None:
+    from accelerate import dispatch_model
+
+    dispatch_model(model, device_map=dict(devices.mapping), offload_dir=offload_dir)
+    model.hf_device_map = dict(devices.mapping)
+
+
+# ---- what the checkpoint did not have -------------------------------------------------------------------------
+@torch.no_grad()
+def _initialize_missing(
+    model: nn.Module,
+    plan: dict[str, str],
+    checkpoint: Checkpoint,
+    devices: _Devices,
+    dtype: torch.dtype,
+    info: LoadingInfo,
+) -> None:
+    """Materialise every parameter still on ``meta`` and run the family's ``_init_weights`` on its module;
+    weights of the same module that were loaded are read again afterwards."""
+    owners: dict[str, nn.Module] = {}
+    for name, param in model.named_parameters(remove_duplicate=False):
+        if param.device.type == "meta" and devices(name) != "disk":
+            mod_name, _, attr = name.rpartition(".")
+            module = model.get_submodule(mod_name)
+            new = torch.empty(
+                param.shape, dtype=dtype if param.is_floating_point() else param.dtype, device=devices(name)
+            )
+            module._parameters[attr] = nn.Parameter(new, requires_grad=param.requires_grad)
+            owners[mod_name] = module
+    if not owners:
+        return
+    for module in owners.values():
+        model._init_weights(module)
+    mismatched = {k for k, _, _ in info.mismatched_keys}
+    state = model.state_dict(keep_vars=True)
+    for name, ckpt_key in plan.items():
+        if name.rpartition(".")[0] not in owners or ckpt_key in mismatched:
+            continue
+        current = state[name]
+        current.copy_(checkpoint.read(ckpt_key, dtype=current.dtype if current.is_floating_point() else None))
+    checkpoint.close()
+
+
+def _materialize_buffers(model: nn.Module, devices: _Devices) -> None:
+    """Computed buffers: move them to their module's device; recompute any left on ``meta``."""
+    for mod_name, module in model.named_modules():
+        for name, buf in list(module._buffers.items()):
+            if buf is None:
+                continue
+            full = f"{mod_name}.{name}" if mod_name else name
+            device = devices(full)
+            if buf.device.type == "meta":
+                if not hasattr(module, "reset_buffers"):
+                    raise RuntimeError(
+                        f"buffer {full} is neither in the checkpoint nor computable; give {type(module).__name__} a "
+                        "reset_buffers() method or create the buffer on the CPU."
+                    )
+                module._buffers[name] = torch.empty(buf.shape, dtype=buf.dtype, device="cpu")
+                module.reset_buffers()
+                buf = module._buffers[name]
+            if device != "disk" and str(buf.device) != device:
+                module._buffers[name] = buf.to(device)
+
+
+def _attach_generation_config(model: nn.Module, path: str | os.PathLike[str], hub: dict[str, Any]) -> None:
+    try:
+        from xf_load.generation import GenerationConfig
+    except ImportError:  # the generation subpackage is optional
+        return
+    if not model.can_generate():
+        return
+    try:
+        model.generation_config = GenerationConfig.from_pretrained(path, **hub)
+    except FileNotFoundError:
+        model.generation_config = GenerationConfig.from_model_config(model.config)
+
+
+def _log_info(cls: type, info: LoadingInfo) -> None:
+    if info.missing_keys:
+        logger.warning(
+            "%s: weights not in the checkpoint, newly initialised (train before use): %s",
+            cls.__name__,
+            ", ".join(info.missing_keys),
+        )
+    if info.unexpected_keys:
+        logger.info("%s: checkpoint weights not used: %s", cls.__name__, ", ".join(info.unexpected_keys))
+    if info.mismatched_keys:
+        logger.warning(
+            "%s: weights re-initialised because of a shape mismatch: %s",
+            cls.__name__,
+            ", ".join(f"{k} {list(a)} vs {list(b)}" for k, a, b in info.mismatched_keys),
+        )

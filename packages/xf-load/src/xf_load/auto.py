@@ -1,0 +1,216 @@
+"""Auto classes: pick the config and model class from ``config.json``.
+
+One explicit table, :data:`FAMILIES`, maps each ``model_type`` to the module of its family and the class
+names of its config and heads. Modules are imported by path on first use; nothing is registered at import.
+The model class comes from ``config.architectures`` when it names a class of the family that fits the
+requested head, else from the head's entry in the table.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from xf_load.configuration_utils import PretrainedConfig, load_json, resolve_config_file
+from xf_load.errors import UnknownModelTypeError
+
+__all__ = [
+    "FAMILIES",
+    "AutoConfig",
+    "AutoModel",
+    "AutoModelForCausalLM",
+    "AutoModelForMaskedLM",
+    "AutoModelForQuestionAnswering",
+    "AutoModelForSequenceClassification",
+    "AutoModelForTokenClassification",
+]
+
+
+@dataclass(frozen=True)
+class Family:
+    module: str
+    config: str
+    heads: dict[str, str]  # head ("base", "causal_lm", ...) -> class name
+
+
+def _llama_like(prefix: str) -> Family:
+    return Family(
+        "xf_load.models.llama",
+        f"{prefix}Config",
+        {
+            "base": f"{prefix}Model",
+            "causal_lm": f"{prefix}ForCausalLM",
+            "sequence_classification": f"{prefix}ForSequenceClassification",
+        },
+    )
+
+
+def _bert_like(prefix: str) -> Family:
+    return Family(
+        "xf_load.models.bert",
+        f"{prefix}Config",
+        {
+            "base": f"{prefix}Model",
+            "masked_lm": f"{prefix}ForMaskedLM",
+            "sequence_classification": f"{prefix}ForSequenceClassification",
+            "token_classification": f"{prefix}ForTokenClassification",
+            "question_answering": f"{prefix}ForQuestionAnswering",
+        },
+    )
+
+
+FAMILIES: dict[str, Family] = {
+    "llama": _llama_like("Llama"),
+    "mistral": _llama_like("Mistral"),
+    "qwen2": _llama_like("Qwen2"),
+    "qwen3": _llama_like("Qwen3"),
+    "gpt2": Family(
+        "xf_load.models.gpt2", "GPT2Config", {"base": "GPT2Model", "causal_lm": "GPT2LMHeadModel"}
+    ),
+    "bert": _bert_like("Bert"),
+    "roberta": _bert_like("Roberta"),
+}
+
+
+def _family(model_type: str | None, *, file: str | None = None) -> Family:
+    if model_type not in FAMILIES:
+        where = f" in {file}" if file else ""
+        what = f"model_type {model_type!r}" if model_type else "no model_type"
+        raise UnknownModelTypeError(
+            f"{what}{where} is not supported by xf-load; supported model types: {', '.join(sorted(FAMILIES))}.",
+            key="model_type",
+            file=file,
+        )
+    return FAMILIES[model_type]
+
+
+def _load(family: Family, name: str) -> Any:
+    return getattr(importlib.import_module(family.module), name)
+
+
+def _config_class_for(model_type: str | None, *, file: str | None = None) -> type[PretrainedConfig]:
+    family = _family(model_type, file=file)
+    return _load(family, family.config)
+
+
+class AutoConfig:
+    """``AutoConfig.from_pretrained(path_or_repo_id, **overrides)`` -> the family's typed config."""
+
+    def __init__(self) -> None:
+        raise TypeError(
+            "AutoConfig is not instantiated; use AutoConfig.from_pretrained or AutoConfig.for_model."
+        )
+
+    @staticmethod
+    def from_pretrained(
+        path_or_repo_id: str | os.PathLike[str],
+        /,
+        *,
+        revision: str | None = None,
+        subfolder: str | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        local_files_only: bool = False,
+        token: str | bool | None = None,
+        **overrides: Any,
+    ) -> PretrainedConfig:
+        path = resolve_config_file(
+            path_or_repo_id,
+            revision=revision,
+            subfolder=subfolder,
+            cache_dir=cache_dir,
+            local_files_only=local_files_only,
+            token=token,
+        )
+        data = load_json(path, what="model config")
+        config_class = _config_class_for(data.get("model_type"), file=str(path))
+        config = config_class.from_json_file(path, **overrides)
+        config.name_or_path = str(path_or_repo_id)
+        return config
+
+    @staticmethod
+    def for_model(model_type: str, /, **values: Any) -> PretrainedConfig:
+        """A config of ``model_type`` with ``values`` (defaults otherwise)."""
+        return _config_class_for(model_type).from_dict(values)
+
+
+class _AutoModel:
+    head: str = "base"
+
+    def __init__(self) -> None:
+        raise TypeError(f"{type(self).__name__} is not instantiated; use from_pretrained or from_config.")
+
+    @classmethod
+    def model_class(cls, config: PretrainedConfig) -> type:
+        """The model class of this head for ``config.model_type``."""
+        family = _family(config.model_type)
+        wanted = family.heads.get(cls.head)
+        if wanted is None:
+            heads = ", ".join(f"{h} ({n})" for h, n in family.heads.items())
+            raise UnknownModelTypeError(
+                f"model_type {config.model_type!r} has no {cls.head.replace('_', ' ')} head ({cls.__name__}); "
+                f"it has: {heads}.",
+                key="model_type",
+            )
+        return _load(family, wanted)
+
+    @classmethod
+    def from_config(cls, config: PretrainedConfig, /, **kwargs: Any) -> Any:
+        return cls.model_class(config).from_config(config, **kwargs)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike[str],
+        /,
+        *,
+        config: PretrainedConfig | None = None,
+        revision: str | None = None,
+        subfolder: str | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        local_files_only: bool = False,
+        token: str | bool | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Read the config, choose the class, and call its ``from_pretrained`` with the same arguments."""
+        hub = {
+            "revision": revision,
+            "subfolder": subfolder,
+            "cache_dir": cache_dir,
+            "local_files_only": local_files_only,
+            "token": token,
+        }
+        if config is None:
+            from xf_load.modeling_utils import PreTrainedModel
+
+            model_kwargs = set(PreTrainedModel.from_pretrained.__kwdefaults__ or {})
+            overrides = {k: kwargs.pop(k) for k in list(kwargs) if k not in model_kwargs}
+            config = AutoConfig.from_pretrained(pretrained_model_name_or_path, **hub, **overrides)
+        return cls.model_class(config).from_pretrained(
+            pretrained_model_name_or_path, config=config, **hub, **kwargs
+        )
+
+
+class AutoModel(_AutoModel):
+    head = "base"
+
+
+class AutoModelForCausalLM(_AutoModel):
+    head = "causal_lm"
+
+
+class AutoModelForMaskedLM(_AutoModel):
+    head = "masked_lm"
+
+
+class AutoModelForSequenceClassification(_AutoModel):
+    head = "sequence_classification"
+
+
+class AutoModelForTokenClassification(_AutoModel):
+    head = "token_classification"
+
+
+class AutoModelForQuestionAnswering(_AutoModel):
+    head = "question_answering"

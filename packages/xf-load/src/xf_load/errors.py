@@ -1,0 +1,52 @@
+"""Errors of xf-load. Each subclasses an xf_core error (and so the nearest builtin) and names the file or
+key and the fix."""
+
+from __future__ import annotations
+
+from xf_core.errors import MissingDependencyError, XfConfigError, XfError, XfFileNotFoundError, XfValueError
+
+__all__ = [
+    "CheckpointError",
+    "CheckpointNotFoundError",
+    "MissingDependencyError",
+    "QuantizationError",
+    "ShapeMismatchError",
+    "UnknownModelTypeError",
+]
+
+
+class CheckpointError(XfError, OSError):
+    """A checkpoint file is unreadable: corrupt, truncated, or an index that points to the wrong place."""
+
+    def __init__(self, message: str, *, file: str | None = None, key: str | None = None) -> None:
+        super().__init__(message)
+        self.file = file
+        self.key = key
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class CheckpointNotFoundError(XfFileNotFoundError):
+    """No weights file (model.safetensors, its index, or an opted-in pytorch_model.bin) where one was expected."""
+
+
+class ShapeMismatchError(XfValueError):
+    """A checkpoint tensor's shape differs from the model parameter it is loaded into."""
+
+    def __init__(
+        self, message: str, *, key: str, file: str | None, expected: tuple[int, ...], found: tuple[int, ...]
+    ) -> None:
+        super().__init__(message)
+        self.key = key
+        self.file = file
+        self.expected = expected
+        self.found = found
+
+
+class UnknownModelTypeError(XfConfigError):
+    """config.json names a model_type (or an architecture) that xf-load has no family for."""
+
+
+class QuantizationError(XfConfigError):
+    """A quantization_config that cannot be used (unknown method, unsupported option)."""
