@@ -122,7 +122,7 @@ class StaticCache(Cache):
         shape = (batch, heads, self.max_cache_len, head_dim)
         k_buf = torch.zeros(shape, dtype=key.dtype, device=key.device)
         v_buf = torch.zeros((*shape[:-1], value.shape[-1]), dtype=value.dtype, device=value.device)
-        if not torch.compiler.is_compiling():
+        if key.device.type == "cuda" and not torch.compiler.is_compiling():
             # Fixed addresses let a CUDA-graphed decode step write into the buffers in place.
             torch._dynamo.mark_static_address(k_buf)
             torch._dynamo.mark_static_address(v_buf)

@@ -184,7 +184,7 @@ def generate(
     stopping_criteria: Sequence[Callable[..., Any]] | None = None,
     streamer: Any = None,
     tokenizer: Any = None,
-    compile: bool = False,
+    compile: bool | dict[str, Any] = False,
     generator: torch.Generator | None = None,
     **model_kwargs: Any,
 ) -> torch.Tensor | GenerateDecoderOnlyOutput | GenerateBeamDecoderOnlyOutput:
@@ -243,7 +243,7 @@ def generate(
         mask_buf = torch.ones(rows, mask_len, dtype=torch.long, device=device)
         mask_buf[:, :L] = attention_mask
 
-    step_fn = _compiled_step(model) if compile else decode_one_token
+    step_fn = _compiled_step(model, {} if compile is True else compile) if compile else decode_one_token
     inputs = _Inputs(model, mask_buf, position_ids, cache, past_length, model_kwargs, step_fn)
 
     padding_lengths = attention_mask.argmax(dim=1) if padded else None
@@ -557,10 +557,15 @@ def _prepare_cache(
 _COMPILED: dict[str, StepFn] = {}
 
 
-def _compiled_step(model: torch.nn.Module) -> StepFn:
-    """``decode_one_token`` compiled as one full graph (CUDA graphs on GPU); dynamo guards per model."""
+def _compiled_step(model: torch.nn.Module, options: dict[str, Any]) -> StepFn:
+    """``decode_one_token`` compiled as one full graph, so a graph break is an error, not a slowdown.
+
+    Default: inductor, with CUDA graphs on GPU (``mode="reduce-overhead"``); ``options`` are extra
+    ``torch.compile`` arguments (``backend``, ``mode``, ...). Compiled once per options; dynamo guards per model.
+    """
     device = next(model.parameters()).device
-    mode = "reduce-overhead" if device.type == "cuda" else "default"
-    if mode not in _COMPILED:
-        _COMPILED[mode] = torch.compile(decode_one_token, fullgraph=True, dynamic=False, mode=mode)
-    return _COMPILED[mode]
+    options = {"mode": "reduce-overhead"} if device.type == "cuda" and not options else dict(options)
+    key = repr(sorted(options.items()))
+    if key not in _COMPILED:
+        _COMPILED[key] = torch.compile(decode_one_token, fullgraph=True, dynamic=False, **options)
+    return _COMPILED[key]

@@ -44,7 +44,7 @@ class GenerationMixin:
         streamer: Any = None,
         *,
         tokenizer: Any = None,
-        compile: bool = False,
+        compile: bool | dict[str, Any] = False,
         **kwargs: Any,
     ) -> torch.Tensor | GenerateDecoderOnlyOutput | GenerateBeamDecoderOnlyOutput:
         """Generate token ids after ``inputs`` (``(B, L)`` prompt ids; left-pad batches and pass
@@ -54,7 +54,8 @@ class GenerationMixin:
         ``attention_mask``, ``past_key_values`` (a cache from an earlier call, to continue from), ``generator``
         (a ``torch.Generator`` for sampling), and any extra input the model's forward accepts.
         ``logits_processor``/``stopping_criteria`` are plain callables run after the configured ones.
-        ``tokenizer`` is needed for ``stop_strings``. ``compile=True`` compiles the decode step (static cache).
+        ``tokenizer`` is needed for ``stop_strings``. ``compile=True`` compiles the decode step as one graph
+        over a static cache (a dict instead: extra ``torch.compile`` arguments, e.g. ``{"backend": ...}``).
 
         Returns the ``(B * num_return_sequences, L + new)`` ids, or with ``return_dict_in_generate=True`` an
         output object with ``sequences`` and, when asked, ``scores``/``logits``.
