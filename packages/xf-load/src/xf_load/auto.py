@@ -2,8 +2,6 @@
 
 One explicit table, :data:`FAMILIES`, maps each ``model_type`` to the module of its family and the class
 names of its config and heads. Modules are imported by path on first use; nothing is registered at import.
-The model class comes from ``config.architectures`` when it names a class of the family that fits the
-requested head, else from the head's entry in the table.
 """
 
 from __future__ import annotations
