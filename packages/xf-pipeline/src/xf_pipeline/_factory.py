@@ -1,0 +1,92 @@
+"""``pipeline()``: build a task pipeline from a task name and/or a model (path, repo id or loaded model)."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any
+
+from xf_core.errors import XfValueError
+from xf_pipeline._defaults import resolve_default_model
+from xf_pipeline._registry import TASKS, normalize_task, task_from_architecture
+from xf_pipeline.base import Pipeline
+from xf_pipeline.errors import NoDefaultModelError
+
+__all__ = ["pipeline", "pipeline_class"]
+
+
+def pipeline_class(task: str) -> type[Pipeline]:
+    """The Pipeline subclass of ``task`` (a task name or alias)."""
+    spec = TASKS[normalize_task(task)]
+    return getattr(importlib.import_module(spec.module, "xf_pipeline"), spec.pipeline_class)
+
+
+def pipeline(
+    task: str | None = None,
+    model: str | os.PathLike[str] | Any | None = None,
+    *,
+    tokenizer: str | os.PathLike[str] | Any | None = None,
+    config: Any = None,
+    device: int | str | Any | None = None,
+    dtype: str | Any | None = "auto",
+    device_map: str | dict[str, Any] | None = None,
+    batch_size: int = 1,
+    model_kwargs: dict[str, Any] | None = None,
+    **task_defaults: Any,
+) -> Pipeline:
+    """A ready pipeline for ``task``, as ``transformers.pipeline`` builds it.
+
+    ``task`` is a task name or alias ("sentiment-analysis", "ner", ...); when omitted it is read from the
+    model's ``config.architectures``. ``model`` is a local directory, a Hub repo id or an already-loaded
+    model; without it ``feature-extraction`` and ``sentence-similarity`` use all-MiniLM-L6-v2 (offline when
+    the ``embedded-model`` extra is installed) and other tasks raise. The tokenizer is loaded from the model's
+    directory unless given. ``dtype``, ``device_map`` and ``model_kwargs`` go to ``from_pretrained``;
+    ``device`` (int, "cuda:0", torch.device) is where inputs and model run. Remaining keywords
+    (``top_k``, ``aggregation_strategy``, ``pooling``, ...) are the task's defaults; the same keywords
+    given when calling the pipeline override them.
+    """
+    if task is None and model is None:
+        raise XfValueError(f"pass a task (one of {', '.join(TASKS)}), a model, or both.")
+    if task is not None:
+        task = normalize_task(task)
+    if model is None:
+        assert task is not None
+        spec = TASKS[task]
+        if spec.default_model is None:
+            raise NoDefaultModelError(task, spec.model_kind)
+        model = resolve_default_model(spec.default_model)
+    if isinstance(model, (str, os.PathLike)):
+        import xf_load
+
+        source = os.fspath(model)
+        if task is None:
+            found = config if config is not None else xf_load.AutoConfig.from_pretrained(source)
+            task = task_from_architecture(getattr(found, "architectures", None))
+        load_kwargs: dict[str, Any] = dict(model_kwargs or {})
+        if config is not None:
+            load_kwargs["config"] = config
+        if dtype is not None:
+            load_kwargs["dtype"] = dtype
+        if device_map is not None:
+            load_kwargs["device_map"] = device_map
+        auto = getattr(xf_load, TASKS[task].auto_class)
+        loaded = auto.from_pretrained(source, **load_kwargs)
+    else:
+        loaded = model
+        source = (
+            getattr(loaded, "name_or_path", None) or getattr(loaded.config, "_name_or_path", None) or None
+        )
+        if task is None:
+            task = task_from_architecture([type(loaded).__name__])
+    if tokenizer is None:
+        if not source:
+            raise XfValueError(
+                "the model was passed as an object and does not say where it was loaded from; pass "
+                "tokenizer=<a tokenizer or the directory holding its files>."
+            )
+        tokenizer = source
+    if isinstance(tokenizer, (str, os.PathLike)):
+        from xf_tokenize import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(os.fspath(tokenizer))
+    return pipeline_class(task)(loaded, tokenizer, device=device, batch_size=batch_size, **task_defaults)

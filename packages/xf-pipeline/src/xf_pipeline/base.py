@@ -1,0 +1,265 @@
+"""The Pipeline base: preprocess -> _forward -> postprocess, with batching, un-batching and lazy iteration.
+
+A task subclass writes four small methods:
+
+* ``_sanitize_parameters(**kwargs) -> (preprocess, forward, postprocess)`` keyword dicts. Keyword arguments
+  given at construction are defaults; the same keywords given at call time override them.
+* ``preprocess(item, **pre)`` returns one dict of model inputs (tensors shaped ``(1, T, ...)``) plus any
+  plain-Python metadata, or, for ``chunked`` tasks (long inputs, zero-shot labels), a list of such dicts.
+* ``_forward(batch, **fwd)`` runs the model on a padded batch and returns a dict of batched tensors
+  (and lists of metadata). It runs under ``torch.inference_mode``.
+* ``postprocess(output, **post)`` turns one input's output (a chunk list for chunked tasks) into plain
+  Python types that serialize to JSON.
+
+The base pads each key with its own value (``input_ids`` with the tokenizer's pad id, ``attention_mask``
+with 0, ``special_tokens_mask`` with 1, ...), and when un-batching trims every per-token tensor back to its
+input's own length, so results do not depend on ``batch_size``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections import deque
+from collections.abc import Iterable, Iterator
+from typing import Any, ClassVar
+
+import torch
+
+from xf_pipeline.errors import PipelineParameterError
+
+__all__ = ["Pipeline", "collate", "resolve_device", "unbatch"]
+
+_PAD_ONE = frozenset({"special_tokens_mask", "p_mask"})
+
+
+def resolve_device(device: int | str | torch.device | None, model: Any = None) -> torch.device:
+    """``device`` as a torch.device: an int is a CUDA ordinal (-1 means CPU); None means the model's device."""
+    if device is None:
+        if model is not None:
+            try:
+                return next(model.parameters()).device
+            except (AttributeError, StopIteration):
+                pass
+        return torch.device("cpu")
+    if isinstance(device, torch.device):
+        return device
+    if isinstance(device, int):
+        return torch.device("cpu") if device < 0 else torch.device("cuda", device)
+    return torch.device(device)
+
+
+def collate(
+    chunks: list[dict[str, Any]], *, pad_token_id: int, padding_side: str = "right"
+) -> tuple[dict[str, Any], list[int], set[str]]:
+    """Stack model-input dicts into one batch, padding each 2+-dim tensor along dim 1 with its key's value.
+
+    Returns the batch, each chunk's own length (of its padded keys) and the names of the padded keys.
+    """
+    keys = list(chunks[0])
+    for chunk in chunks[1:]:
+        if list(chunk) != keys:
+            raise ValueError(f"cannot batch inputs with different keys: {keys} vs {list(chunk)}")
+    batch: dict[str, Any] = {}
+    lengths: list[int] = [0] * len(chunks)
+    padded: set[str] = set()
+    for key in keys:
+        values = [chunk[key] for chunk in chunks]
+        if not isinstance(values[0], torch.Tensor):
+            batch[key] = values
+            continue
+        if values[0].dim() < 2:
+            batch[key] = torch.cat([v.reshape(1, *v.shape[1:]) if v.dim() else v.reshape(1) for v in values])
+            continue
+        lengths = [v.shape[1] for v in values]
+        padded.add(key)
+        width = max(lengths)
+        if key == "input_ids":
+            fill = pad_token_id
+        elif key in _PAD_ONE:
+            fill = 1
+        else:
+            fill = 0
+        out = values[0].new_full((len(values), width, *values[0].shape[2:]), fill)
+        for i, v in enumerate(values):
+            if padding_side == "left":
+                out[i, width - v.shape[1] :] = v[0]
+            else:
+                out[i, : v.shape[1]] = v[0]
+        batch[key] = out
+    return batch, lengths, padded
+
+
+def unbatch(
+    output: dict[str, Any],
+    lengths: list[int],
+    *,
+    per_token: Iterable[str],
+    padding_side: str = "right",
+) -> list[dict[str, Any]]:
+    """Split a batched output into one dict per row, on the CPU; ``per_token`` tensors lose their padding."""
+    per_token = set(per_token)
+    rows: list[dict[str, Any]] = []
+    for i, length in enumerate(lengths):
+        row: dict[str, Any] = {}
+        for key, value in output.items():
+            if isinstance(value, torch.Tensor):
+                value = value[i : i + 1]
+                if key in per_token and value.dim() >= 2:
+                    width = value.shape[1]
+                    value = value[:, width - length :] if padding_side == "left" else value[:, :length]
+                row[key] = value.cpu()
+            elif isinstance(value, list):
+                row[key] = value[i]
+            else:
+                row[key] = value
+        rows.append(row)
+    return rows
+
+
+class Pipeline:
+    """Base of every task pipeline. Call it on one input (one result), a list (a list of results) or any
+    other iterable, such as a generator (a lazy iterator of results, reading at most one batch ahead)."""
+
+    task: ClassVar[str] = ""
+    chunked: ClassVar[bool] = False
+    per_token_outputs: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any = None,
+        *,
+        device: int | str | torch.device | None = None,
+        batch_size: int = 1,
+        **kwargs: Any,
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.device = resolve_device(device, model)
+        if device is not None and getattr(model, "hf_device_map", None) is None:
+            self.model.to(self.device)
+        self.model.eval()
+        if batch_size < 1:
+            raise PipelineParameterError(
+                f"batch_size must be >= 1, got {batch_size}.", task=self.task, parameter="batch_size"
+            )
+        self.batch_size = batch_size
+        self._defaults = self._checked_sanitize(kwargs)
+
+    # -- to override -------------------------------------------------------------------------------
+    def _sanitize_parameters(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        raise NotImplementedError
+
+    def preprocess(self, item: Any, **params: Any) -> dict[str, Any] | list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def _forward(self, batch: dict[str, Any], **params: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def postprocess(self, output: Any, **params: Any) -> Any:
+        raise NotImplementedError
+
+    def _is_single(self, inputs: Any) -> bool:
+        """True when ``inputs`` is one input (not a list or stream of them)."""
+        return isinstance(inputs, (str, dict))
+
+    # -- machinery ---------------------------------------------------------------------------------
+    @property
+    def padding_side(self) -> str:
+        return getattr(self.tokenizer, "padding_side", None) or "right"
+
+    @property
+    def pad_token_id(self) -> int:
+        for name in ("pad_token_id", "eos_token_id"):
+            value = getattr(self.tokenizer, name, None)
+            if isinstance(value, int):
+                return value
+        return 0
+
+    def _checked_sanitize(
+        self, kwargs: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        accepted = inspect.signature(self._sanitize_parameters).parameters
+        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
+        if not takes_any:
+            for name in kwargs:
+                if name not in accepted:
+                    raise PipelineParameterError(
+                        f"{self.task} does not take a parameter {name!r}; it takes: "
+                        f"{', '.join(sorted(accepted)) or 'no parameters'} (and batch_size).",
+                        task=self.task,
+                        parameter=name,
+                    )
+        return self._sanitize_parameters(**kwargs)
+
+    def __call__(self, inputs: Any, *, batch_size: int | None = None, **kwargs: Any) -> Any:
+        pre, fwd, post = ({**d} for d in self._defaults)
+        if kwargs:
+            call_pre, call_fwd, call_post = self._checked_sanitize(kwargs)
+            pre.update(call_pre)
+            fwd.update(call_fwd)
+            post.update(call_post)
+        size = batch_size or self.batch_size
+        if self._is_single(inputs):
+            return next(self._run(iter([inputs]), pre, fwd, post, 1))
+        if isinstance(inputs, (list, tuple)):
+            return list(self._run(iter(inputs), pre, fwd, post, size))
+        if isinstance(inputs, Iterable):
+            return self._run(iter(inputs), pre, fwd, post, size)
+        return next(self._run(iter([inputs]), pre, fwd, post, 1))
+
+    def _run(
+        self,
+        items: Iterator[Any],
+        pre: dict[str, Any],
+        fwd: dict[str, Any],
+        post: dict[str, Any],
+        batch_size: int,
+    ) -> Iterator[Any]:
+        # Each input gets a slot [chunks left to run, chunk outputs]; slots leave in input order.
+        slots: deque[list[Any]] = deque()
+        waiting: deque[tuple[list[Any], dict[str, Any]]] = deque()  # (slot, chunk) not yet run
+        exhausted = False
+        while True:
+            while not exhausted and len(waiting) < batch_size:
+                try:
+                    item = next(items)
+                except StopIteration:
+                    exhausted = True
+                    break
+                chunks = self.preprocess(item, **pre)
+                chunks = chunks if self.chunked else [chunks]
+                slot: list[Any] = [len(chunks), []]
+                slots.append(slot)
+                waiting.extend((slot, chunk) for chunk in chunks)
+            if waiting:
+                take = [waiting.popleft() for _ in range(min(batch_size, len(waiting)))]
+                outputs = self._forward_batch([chunk for _, chunk in take], fwd)
+                for (slot, _), out in zip(take, outputs):
+                    slot[0] -= 1
+                    slot[1].append(out)
+            while slots and slots[0][0] == 0:
+                done = slots.popleft()[1]
+                yield self.postprocess(done if self.chunked else done[0], **post)
+            if exhausted and not waiting and not slots:
+                return
+
+    def _forward_batch(self, chunks: list[dict[str, Any]], fwd: dict[str, Any]) -> list[dict[str, Any]]:
+        side = self.padding_side
+        batch, lengths, padded = collate(chunks, pad_token_id=self.pad_token_id, padding_side=side)
+        batch = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        with torch.inference_mode():
+            output = self._forward(batch, **fwd)
+        return unbatch(output, lengths, per_token=padded | self.per_token_outputs, padding_side=side)
+
+    def model_inputs(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """The tensors of ``batch`` the model's forward takes (drops metadata such as offsets)."""
+        names = getattr(self.tokenizer, "model_input_names", None) or [
+            "input_ids",
+            "attention_mask",
+            "token_type_ids",
+        ]
+        return {k: batch[k] for k in names if k in batch and isinstance(batch[k], torch.Tensor)}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(task={self.task!r}, model={type(self.model).__name__}, device={self.device})"
