@@ -1,0 +1,346 @@
+"""GPT-2 (Radford et al., 2019): a decoder-only transformer with learned absolute positions.
+
+What is notable, read top to bottom:
+
+* Token embeddings ``wte`` plus learned position embeddings ``wpe`` (no RoPE); positions follow
+  ``cache_position`` so decoding with a cache continues where the prompt stopped.
+* Pre-LayerNorm blocks (``ln_1`` -> attention -> residual, ``ln_2`` -> MLP -> residual) and a final ``ln_f``.
+* :class:`Conv1D` projections keep the Hub layout: weights are stored ``(in_features, out_features)``, the
+  transpose of ``nn.Linear``, so checkpoints load with no key or tensor transform.
+* One fused ``c_attn`` projection produces q, k and v; attention is multi-head (no GQA) and causal, scaled by
+  ``1/sqrt(head_dim)`` (``scale_attn_weights``) and optionally by ``1/(layer_idx + 1)``
+  (``scale_attn_by_inverse_layer_idx``); ``reorder_and_upcast_attn`` computes the scores in float32.
+* ``lm_head`` is tied to ``wte`` (``tie_word_embeddings``, default True).
+* Old checkpoints carry the causal-mask buffers ``attn.bias``/``attn.masked_bias``; they are not weights and are
+  dropped on load.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from xf_core.errors import XfConfigError, XfValueError
+from xf_load import initialization as init
+from xf_load.activations import ACTIVATIONS, get_activation
+from xf_load.attention import eager_attention, get_attention
+from xf_load.cache import Cache, DynamicCache
+from xf_load.configuration_utils import PretrainedConfig
+from xf_load.generation import GenerationMixin
+from xf_load.losses import causal_lm_loss
+from xf_load.masks import causal_mask
+from xf_load.modeling_utils import PreTrainedModel
+from xf_load.outputs import BaseModelOutput, CausalLMOutput
+
+__all__ = ["GPT2Config", "GPT2LMHeadModel", "GPT2Model", "GPT2PreTrainedModel"]
+
+# ---------------------------------------------------------------------------------------------- config
+
+
+@dataclass(kw_only=True)
+class GPT2Config(PretrainedConfig):
+    """GPT-2's ``config.json``, field names as on the Hub; ``hidden_size`` etc. are aliases of ``n_embd`` etc."""
+
+    model_type: ClassVar[str] = "gpt2"
+    aliases: ClassVar[dict[str, str]] = {
+        "hidden_size": "n_embd",
+        "max_position_embeddings": "n_positions",
+        "num_attention_heads": "n_head",
+        "num_hidden_layers": "n_layer",
+    }
+
+    vocab_size: int = 50257
+    n_positions: int = 1024
+    n_embd: int = 768
+    n_layer: int = 12
+    n_head: int = 12
+    n_inner: int | None = None  # MLP width; None means 4 * n_embd
+    activation_function: str = "gelu_new"
+    resid_pdrop: float = 0.1
+    embd_pdrop: float = 0.1
+    attn_pdrop: float = 0.1
+    layer_norm_epsilon: float = 1e-5
+    scale_attn_weights: bool = True
+    scale_attn_by_inverse_layer_idx: bool = False
+    reorder_and_upcast_attn: bool = False
+    add_cross_attention: bool = False
+    bos_token_id: int | None = 50256
+    eos_token_id: int | list[int] | None = 50256
+    # Read by transformers' GPT2DoubleHeadsModel only; kept so config.json round-trips.
+    summary_type: str = "cls_index"
+    summary_use_proj: bool = True
+    summary_activation: str | None = None
+    summary_proj_to_labels: bool = True
+    summary_first_dropout: float = 0.1
+
+    @property
+    def num_key_value_heads(self) -> int:
+        return self.n_head
+
+    @property
+    def head_dim(self) -> int:
+        return self.n_embd // self.n_head
+
+    def validate(self) -> None:
+        for name in ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head"):
+            if getattr(self, name) <= 0:
+                raise XfConfigError(f"{name}={getattr(self, name)} must be positive.", key=name)
+        if self.n_embd % self.n_head:
+            raise XfConfigError(
+                f"n_embd={self.n_embd} (hidden_size) is not divisible by n_head={self.n_head} "
+                "(num_attention_heads); pick a head count that divides the hidden size.",
+                key="n_embd",
+            )
+        if self.add_cross_attention:
+            raise XfConfigError(
+                "add_cross_attention=True (GPT-2 as a seq2seq decoder) is not supported by xf; set it to false.",
+                key="add_cross_attention",
+            )
+        if self.activation_function not in ACTIVATIONS:
+            raise XfConfigError(
+                f"activation_function={self.activation_function!r} is unknown; known: {', '.join(sorted(ACTIVATIONS))}.",
+                key="activation_function",
+            )
+
+
+# ---------------------------------------------------------------------------------------------- blocks
+
+
+class Conv1D(nn.Module):
+    """``y = x @ weight + bias`` with ``weight`` of shape ``(in_features, out_features)``: a Linear layer whose
+    weight is stored transposed, exactly as GPT-2 checkpoints store it."""
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        self.weight = nn.Parameter(torch.empty(in_features, out_features))
+        self.bias = nn.Parameter(torch.empty(out_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.addmm(self.bias, x.reshape(-1, self.in_features), self.weight)
+        return y.view(*x.shape[:-1], self.out_features)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}"
+
+
+class GPT2Attention(nn.Module):
+    def __init__(self, config: GPT2Config, layer_idx: int) -> None:
+        super().__init__()
+        self.layer_idx = layer_idx
+        self.n_head = config.n_head
+        self.head_dim = config.n_embd // config.n_head
+        self.scaling = self.head_dim**-0.5 if config.scale_attn_weights else 1.0
+        if config.scale_attn_by_inverse_layer_idx:
+            self.scaling /= layer_idx + 1
+        self.upcast = config.reorder_and_upcast_attn
+        self.attend = get_attention(config.attn_implementation)
+        self.c_attn = Conv1D(config.n_embd, 3 * config.n_embd)
+        self.c_proj = Conv1D(config.n_embd, config.n_embd)
+        self.attn_dropout = config.attn_pdrop
+        self.resid_dropout = nn.Dropout(config.resid_pdrop)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None,
+        cache: Cache | None,
+        cache_position: torch.Tensor,
+    ) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        q = q.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, nh, T, hs)
+        k = k.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, nh, T, hs)
+        v = v.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, nh, T, hs)
+        if cache is not None:
+            k, v = cache.update(k, v, self.layer_idx, cache_position)  # (B, nh, S, hs)
+        opts = {
+            "scale": self.scaling,
+            "dropout": self.attn_dropout,
+            "training": self.training,
+            "is_causal": True,
+        }
+        if self.upcast:  # reorder_and_upcast_attn: scores, softmax and weighted sum in float32
+            y = eager_attention(q.float(), k.float(), v.float(), mask, **opts).to(v.dtype)
+        else:
+            y = self.attend(q, k, v, mask, **opts)  # (B, T, nh, hs)
+        y = y.reshape(B, T, C)  # (B, T, nh, hs) -> (B, T, nh * hs)
+        return self.resid_dropout(self.c_proj(y))
+
+
+class GPT2MLP(nn.Module):
+    def __init__(self, config: GPT2Config) -> None:
+        super().__init__()
+        inner = config.n_inner if config.n_inner is not None else 4 * config.n_embd
+        self.c_fc = Conv1D(config.n_embd, inner)
+        self.c_proj = Conv1D(inner, config.n_embd)
+        self.act = get_activation(config.activation_function)
+        self.dropout = nn.Dropout(config.resid_pdrop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.c_proj(self.act(self.c_fc(x))))
+
+
+class GPT2Block(nn.Module):
+    def __init__(self, config: GPT2Config, layer_idx: int) -> None:
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        self.attn = GPT2Attention(config, layer_idx)
+        self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        self.mlp = GPT2MLP(config)
+
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None, cache: Cache | None, cache_position: torch.Tensor
+    ) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), mask, cache, cache_position)
+        return x + self.mlp(self.ln_2(x))
+
+
+# ---------------------------------------------------------------------------------------------- models
+
+
+class GPT2PreTrainedModel(PreTrainedModel):
+    config_class = GPT2Config
+    base_model_prefix = "transformer"
+    _no_split_modules: ClassVar[list[str]] = ["GPT2Block"]
+    # Causal-mask buffers that old checkpoints store; not weights.
+    _keys_to_ignore_on_load_unexpected: ClassVar[list[str]] = [r"\.attn\.bias$", r"\.attn\.masked_bias$"]
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """The default table for Linear, Embedding and LayerNorm; a block's Conv1D layers get N(0, std), except
+        the projections back into the residual stream (``c_proj``), which get std / sqrt(2 * n_layer) (GPT-2
+        paper). Blocks set their own Conv1D layers because ``init_weights`` visits a parent before its children.
+        """
+        super()._init_weights(module)
+        std = self.config.initializer_range
+        if isinstance(module, (GPT2Attention, GPT2MLP)):
+            first = module.c_attn if isinstance(module, GPT2Attention) else module.c_fc
+            init.normal_(first.weight, std=std)
+            init.normal_(module.c_proj.weight, std=std / math.sqrt(2 * self.config.n_layer))
+            init.zeros_(first.bias)
+            init.zeros_(module.c_proj.bias)
+
+
+class GPT2Model(GPT2PreTrainedModel):
+    def __init__(self, config: GPT2Config) -> None:
+        super().__init__(config)
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.wpe = nn.Embedding(config.n_positions, config.n_embd)
+        self.drop = nn.Dropout(config.embd_pdrop)
+        self.h = nn.ModuleList(GPT2Block(config, i) for i in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.wte
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.wte = value
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        past_key_values: Cache | None = None,
+        use_cache: bool | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        cache_position: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        token_type_ids: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> BaseModelOutput:
+        if (input_ids is None) == (inputs_embeds is None):
+            raise XfValueError("pass exactly one of input_ids or inputs_embeds.")
+        if inputs_embeds is None:
+            inputs_embeds = self.wte(input_ids)
+        T = inputs_embeds.shape[1]
+        if use_cache is None:
+            use_cache = self.config.use_cache
+        if self.gradient_checkpointing and self.training:
+            use_cache = False  # a recomputed block would write its keys and values twice
+        if use_cache and past_key_values is None:
+            past_key_values = DynamicCache()
+        past_len = past_key_values.get_seq_length() if past_key_values is not None else 0
+        if cache_position is None:
+            cache_position = torch.arange(past_len, past_len + T, device=inputs_embeds.device)
+        if position_ids is None:
+            position_ids = cache_position.unsqueeze(0)
+
+        x = inputs_embeds + self.wpe(position_ids)
+        if token_type_ids is not None:
+            x = x + self.wte(token_type_ids)
+        x = self.drop(x)
+        kv_length = past_key_values.kv_length(T) if past_key_values is not None else T
+        mask = causal_mask(
+            attention_mask,
+            cache_position,
+            kv_length,
+            allow_none=not (past_key_values is not None and past_key_values.is_static),
+        )
+
+        hidden_states = [x] if output_hidden_states else None
+        for block in self.h:
+            x = self._run_layer(block, x, mask, past_key_values, cache_position)
+            if hidden_states is not None:
+                hidden_states.append(x)
+        x = self.ln_f(x)
+        if hidden_states is not None:
+            hidden_states[-1] = x  # the last entry is the final output, after ln_f
+        return BaseModelOutput(
+            last_hidden_state=x,
+            past_key_values=past_key_values if use_cache else None,
+            hidden_states=tuple(hidden_states) if hidden_states is not None else None,
+        )
+
+
+class GPT2LMHeadModel(GPT2PreTrainedModel, GenerationMixin):
+    _tied_weights_keys: ClassVar[dict[str, str]] = {"lm_head.weight": "transformer.wte.weight"}
+
+    def __init__(self, config: GPT2Config) -> None:
+        super().__init__(config)
+        self.transformer = GPT2Model(config)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        past_key_values: Cache | None = None,
+        use_cache: bool | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        cache_position: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        token_type_ids: torch.Tensor | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        num_items_in_batch: int | torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> CausalLMOutput:
+        out = self.transformer(
+            input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            past_key_values=past_key_values,
+            use_cache=use_cache,
+            inputs_embeds=inputs_embeds,
+            cache_position=cache_position,
+            output_hidden_states=output_hidden_states,
+            token_type_ids=token_type_ids,
+        )
+        x = out.last_hidden_state
+        keep = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
+        logits = self.lm_head(x[:, keep, :])
+        loss = None
+        if labels is not None:
+            loss = causal_lm_loss(logits, labels, num_items_in_batch=num_items_in_batch)
+        return CausalLMOutput(
+            loss=loss, logits=logits, past_key_values=out.past_key_values, hidden_states=out.hidden_states
+        )
