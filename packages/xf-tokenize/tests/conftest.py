@@ -173,6 +173,19 @@ def dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         json.dumps({"tokenizer_class": "GPT2Tokenizer", "pad_token": "<pad>", "model_max_length": 64})
     )
     out["bpe"] = bpe
+
+    roberta = root / "roberta_bpe"
+    roberta.mkdir()
+    trainer = ByteLevelBPETokenizer()
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    trainer.train_from_iterator(
+        CORPUS * 3, vocab_size=700, min_frequency=1, special_tokens=specials, show_progress=False
+    )
+    trainer.save_model(str(roberta))
+    (roberta / "tokenizer_config.json").write_text(
+        json.dumps({"tokenizer_class": "RobertaTokenizer", "model_max_length": 48})
+    )
+    out["roberta"] = roberta
     return out
 
 

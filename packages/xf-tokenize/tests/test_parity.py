@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-NAMES = ["minilm", "minilm_vocab", "spm", "bpe"]
+NAMES = ["minilm", "minilm_vocab", "spm", "bpe", "roberta"]
 
 MODES = {
     "plain": {},
@@ -192,3 +192,32 @@ def test_pad_already_encoded_features(name, pair_of, corpus):
     b = hf.pad(plain, return_tensors="np")
     for key in b:
         np.testing.assert_array_equal(a[key], b[key])
+
+
+VARIANTS = [
+    ("minilm_vocab", {"do_lower_case": False}),
+    ("minilm_vocab", {"strip_accents": True}),
+    ("minilm_vocab", {"do_lower_case": True, "strip_accents": False, "tokenize_chinese_chars": False}),
+    ("bpe", {"add_prefix_space": True}),
+    ("roberta", {"add_prefix_space": True, "trim_offsets": False}),
+    ("spm", {"legacy": True}),
+    ("spm", {"add_prefix_space": False}),
+    ("spm", {"add_bos_token": False, "add_eos_token": True}),
+]
+
+
+@pytest.mark.parametrize(("name", "options"), VARIANTS, ids=[f"{n}-{o}" for n, o in VARIANTS])
+def test_conversion_options_match_transformers(name, options, dirs, corpus, pairs):
+    from transformers import AutoTokenizer as HFAutoTokenizer
+
+    from xf_tokenize import AutoTokenizer
+
+    xf = AutoTokenizer.from_pretrained(dirs[name], **options)
+    hf = HFAutoTokenizer.from_pretrained(dirs[name], **options)
+    assert backend_json(xf) == backend_json(hf)
+    kwargs = {"padding": True, "truncation": True, "max_length": 40, "return_offsets_mapping": True}
+    assert_same(xf(corpus, **kwargs), hf(corpus, **kwargs))
+    first, second = [a for a, _ in pairs[:50]], [b for _, b in pairs[:50]]
+    assert_same(xf(first, second, **kwargs), hf(first, second, **kwargs))
+    ids = hf(corpus)["input_ids"]
+    assert xf.batch_decode(ids) == hf.batch_decode(ids)

@@ -29,6 +29,7 @@ _WITH_TYPES = ["input_ids", "token_type_ids", "attention_mask"]
 _NO_TYPES = ["input_ids", "attention_mask"]
 _BERT = {
     "converter": "wordpiece",
+    "post": "bert",
     "model_input_names": _WITH_TYPES,
     "specials": {
         "unk_token": "[UNK]",
@@ -40,11 +41,27 @@ _BERT = {
 }
 _GPT2 = {
     "converter": "byte_level_bpe",
+    "post": "template",
     "model_input_names": _NO_TYPES,
     "specials": {"unk_token": "<|endoftext|>", "bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>"},
 }
+_ROBERTA = {
+    "converter": "byte_level_bpe",
+    "post": "roberta",
+    "model_input_names": _NO_TYPES,
+    "specials": {
+        "bos_token": "<s>",
+        "eos_token": "</s>",
+        "sep_token": "</s>",
+        "cls_token": "<s>",
+        "unk_token": "<unk>",
+        "pad_token": "<pad>",
+        "mask_token": "<mask>",
+    },
+}
 _LLAMA = {
     "converter": "sentencepiece",
+    "post": "template",
     "model_input_names": _NO_TYPES,
     "padding_side": "left",
     "specials": {"unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>"},
@@ -55,6 +72,7 @@ FAMILIES: dict[str, dict[str, Any]] = {
     "DistilBertTokenizer": _BERT,
     "ElectraTokenizer": _BERT,
     "GPT2Tokenizer": _GPT2,
+    "RobertaTokenizer": _ROBERTA,
     "LlamaTokenizer": _LLAMA,
     "CodeLlamaTokenizer": _LLAMA,
 }
@@ -219,7 +237,8 @@ def load_tokenizer(
         settings["model_max_length"] = config["max_len"]
     add_bos = config.pop("add_bos_token", None)
     add_eos = config.pop("add_eos_token", None)
-    if converter is not None and converter != "wordpiece":
+    post = family.get("post") if converter is not None else None
+    if post == "template":
         # A converted tokenizer has no post-processor yet: transformers builds one from these (default off).
         add_bos, add_eos = bool(add_bos), bool(add_eos)
     for key in _DROPPED:
@@ -237,7 +256,14 @@ def load_tokenizer(
         init_kwargs=config,
         **settings,
     )
-    if converter == "wordpiece":
+    if post == "roberta":
+        backend.post_processor = processors.RobertaProcessing(
+            (str(tokenizer.sep_token), tokenizer.sep_token_id),
+            (str(tokenizer.cls_token), tokenizer.cls_token_id),
+            trim_offsets=bool(config.get("trim_offsets", True)),
+            add_prefix_space=bool(config.get("add_prefix_space", False)),
+        )
+    elif post == "bert":
         cls_token, sep_token = tokenizer.cls_token, tokenizer.sep_token
         cls_id = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else 2
         sep_id = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else 3
