@@ -6,9 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from xf_repotools import deps_table
+from xf_repotools import deps_table, inits
 
-CHECKS = {"deps-table": deps_table.run}
+CHECKS = {"deps-table": deps_table.run, "inits": inits.run}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,46 @@
+from pathlib import Path
+
+from xf_repotools.__main__ import main
+from xf_repotools.inits import problems
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _package(root: Path, init: str, modules: dict[str, str]) -> None:
+    src = root / "packages" / "xf-demo" / "src" / "xf_demo"
+    src.mkdir(parents=True)
+    (src / "__init__.py").write_text(init)
+    for name, text in modules.items():
+        (src / f"{name}.py").write_text(text)
+
+
+def test_workspace_inits_are_consistent():
+    assert problems(ROOT) == []
+
+
+def test_good_package_passes(tmp_path):
+    _package(
+        tmp_path,
+        'from xf_core.lazy import lazy_exports\nfrom xf_demo._a import A\n__all__ = ["A", "B"]\n'
+        '__getattr__, __dir__ = lazy_exports(__name__, {"B": "._b"})\n',
+        {"_a": "class A: ...\n", "_b": "def B(): ...\n"},
+    )
+    assert problems(tmp_path) == []
+    assert main(["inits", "--root", str(tmp_path)]) == 0
+
+
+def test_dangling_and_missing_names_are_reported_with_file_and_line(tmp_path, capsys):
+    _package(
+        tmp_path,
+        '"""doc"""\nfrom xf_core.lazy import lazy_exports\n_EXPORTS = {"B": "xf_demo._b", "C": "._nope", "D": "._b"}\n'
+        '__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)\n__all__ = ["Ghost", *sorted(_EXPORTS)]\n',
+        {"_b": "B = 1\n"},
+    )
+    found = problems(tmp_path)
+    init = "packages/xf-demo/src/xf_demo/__init__.py:5"
+    assert f"{init}: __all__ lists 'Ghost', which is neither defined nor lazily exported" in found
+    assert f"{init}: 'C' points to ._nope, which does not exist" in found
+    assert any(p.startswith(f"{init}: 'D' points to packages/xf-demo/src/xf_demo/_b.py") for p in found)
+    assert len(found) == 3
+    assert main(["inits", "--root", str(tmp_path)]) == 1
+    assert "fix the name by hand" in capsys.readouterr().out
