@@ -1,0 +1,192 @@
+"""Greedy generation speed: xf vs transformers vs a hand-written cached loop (the floor).
+
+A ~125M-parameter random Llama (hidden 768, 12 layers, vocab 32000) is saved once by transformers; every
+measurement then runs in a fresh process (xf, transformers and the loop alternating, ``--repeats`` rounds),
+loads that checkpoint, warms up, and times ``generate`` of ``--new-tokens`` tokens after a
+``--prompt``-token prompt. EOS is disabled so every run makes exactly the same number of tokens.
+
+    uv run python benchmark/generate_bench.py                      # batch 1 and 8, fp32 and bf16
+    uv run python benchmark/generate_bench.py --batch 1 --dtype bf16 --device cuda --compile
+
+Prints tokens/s (median over rounds) per setting and the ratios xf/transformers and xf/loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+MODEL = {
+    "hidden_size": 768,
+    "intermediate_size": 2048,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "num_key_value_heads": 12,
+    "vocab_size": 32000,
+    "max_position_embeddings": 1024,
+    "tie_word_embeddings": False,
+}
+TINY = {
+    **MODEL,
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 4,
+    "vocab_size": 1000,
+}
+
+
+def make_checkpoint(path: Path, tiny: bool) -> None:
+    import torch
+    import transformers
+
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(**(TINY if tiny else MODEL), bos_token_id=1, eos_token_id=2)
+    model = transformers.LlamaForCausalLM(config)
+    model.save_pretrained(path)
+    n = sum(p.numel() for p in model.parameters())
+    print(f"checkpoint: {n / 1e6:.0f}M parameters at {path}", file=sys.stderr)
+
+
+def worker(args: argparse.Namespace) -> None:
+    """One measurement in this (fresh) process; prints a JSON line with tokens/s."""
+    import torch
+
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    ids = torch.randint(3, 1000, (args.batch, args.prompt), device=device)
+
+    if args.impl == "hf":
+        import transformers
+
+        model = transformers.LlamaForCausalLM.from_pretrained(args.path, dtype=dtype).to(device).eval()
+    else:
+        import xf_load
+
+        model = xf_load.AutoModelForCausalLM.from_pretrained(args.path, dtype=dtype).to(device).eval()
+
+    def run(n: int) -> torch.Tensor:
+        with torch.no_grad():
+            if args.impl == "loop":
+                return hand_written_loop(model, ids, n)
+            kwargs = {"max_new_tokens": n, "min_new_tokens": n, "do_sample": False, "eos_token_id": None}
+            if args.impl == "xf" and args.compile:
+                kwargs["compile"] = True
+            return model.generate(ids, **kwargs)
+
+    run(8)  # warm-up (kernels, allocator; compilation when asked)
+    if args.compile and args.impl == "xf":
+        run(args.new_tokens)  # the full-length static cache compiles once more
+    times = []
+    for _ in range(args.inner):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        out = run(args.new_tokens)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+        assert out.shape[1] == args.prompt + args.new_tokens, out.shape
+    seconds = statistics.median(times)
+    print(json.dumps({"tokens_per_s": args.batch * args.new_tokens / seconds}))
+
+
+def hand_written_loop(model, ids, new_tokens: int):
+    """The floor: xf's model, a dynamic cache, argmax, nothing else."""
+    import torch
+
+    from xf_load.cache import DynamicCache
+
+    cache = DynamicCache()
+    logits = model(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1).logits
+    tokens = [logits[:, -1].argmax(-1, keepdim=True)]
+    for _ in range(new_tokens - 1):
+        logits = model(input_ids=tokens[-1], past_key_values=cache, use_cache=True, logits_to_keep=1).logits
+        tokens.append(logits[:, -1].argmax(-1, keepdim=True))
+    return torch.cat([ids, *tokens], dim=1)
+
+
+def measure(args: argparse.Namespace, impl: str, batch: int, dtype: str) -> float:
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        impl,
+        "--path",
+        str(args.path),
+        "--batch",
+        str(batch),
+        "--dtype",
+        dtype,
+        "--device",
+        args.device,
+        "--prompt",
+        str(args.prompt),
+        "--new-tokens",
+        str(args.new_tokens),
+        "--inner",
+        str(args.inner),
+    ]
+    if args.compile:
+        cmd.append("--compile")
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])["tokens_per_s"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--batch", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--dtype", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
+    parser.add_argument("--device", default=None, help="cuda when available, else cpu")
+    parser.add_argument("--prompt", type=int, default=32)
+    parser.add_argument("--new-tokens", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=3, help="rounds of fresh processes per setting")
+    parser.add_argument("--inner", type=int, default=3, help="timed generate calls per process (median)")
+    parser.add_argument("--compile", action="store_true", help="xf: compile=True (static cache, CUDA graphs)")
+    parser.add_argument("--tiny", action="store_true", help="a 2-layer model, to check the script quickly")
+    parser.add_argument("--worker", choices=["xf", "hf", "loop"], help=argparse.SUPPRESS)
+    parser.add_argument("--path", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.device is None:
+        import torch
+
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.worker:
+        args.impl = args.worker
+        args.batch = args.batch[0]
+        args.dtype = args.dtype[0]
+        worker(args)
+        return
+
+    with tempfile.TemporaryDirectory(prefix="xf-genbench-") as tmp:
+        args.path = Path(tmp) / "llama"
+        make_checkpoint(args.path, args.tiny)
+        print(f"device={args.device} prompt={args.prompt} new={args.new_tokens} compile={args.compile}")
+        print(
+            f"{'batch':>5} {'dtype':>5} {'xf tok/s':>10} {'hf tok/s':>10} {'loop tok/s':>10} {'xf/hf':>6} {'xf/loop':>7}"
+        )
+        for batch in args.batch:
+            for dtype in args.dtype:
+                results: dict[str, list[float]] = {"xf": [], "hf": [], "loop": []}
+                for _ in range(args.repeats):
+                    for impl in results:  # alternate, so drift hits all three alike
+                        results[impl].append(measure(args, impl, batch, dtype))
+                xf, hf, loop = (statistics.median(results[k]) for k in ("xf", "hf", "loop"))
+                print(
+                    f"{batch:>5} {dtype:>5} {xf:>10.1f} {hf:>10.1f} {loop:>10.1f} {xf / hf:>6.2f} {xf / loop:>7.2f}",
+                    flush=True,
+                )
+
+
+if __name__ == "__main__":
+    main()
