@@ -9,4 +9,4 @@ uv run xf-repotools all
 wheels=$(mktemp -d)
 uv build --all-packages --wheel -q --out-dir "$wheels"
 rm -rf "$wheels"
-uv run pytest -q -p no:cacheprovider "$@"
+uv run pytest -q -p no:cacheprovider --durations=15 "$@"
