@@ -11,6 +11,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "BitsAndBytesConfig": "xf_quant._config",
+    "BnbQuantizer": "xf_quant._quantizer",
     "default_skip_modules": "xf_quant._skip",
     "matches_module": "xf_quant._skip",
     "modules_to_not_convert": "xf_quant._skip",
