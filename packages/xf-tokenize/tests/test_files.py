@@ -144,3 +144,21 @@ def test_bad_call_arguments(pair_of):
     xf_no_pad = PreTrainedTokenizerFast.from_pretrained(xf_no_pad.name_or_path, pad_token=None)
     with pytest.raises(PaddingError, match="no pad_token"):
         xf_no_pad(["a", "b c"], padding=True)
+
+
+def test_tokenizer_json_is_honoured_as_written(dirs, tmp_path):
+    """Settings in tokenizer_config.json never rewrite the pipeline a tokenizer.json spells out."""
+    target = tmp_path / "tok"
+    shutil.copytree(dirs["minilm"], target)
+    config = json.loads((target / "tokenizer_config.json").read_text())
+    config["do_lower_case"] = False  # contradicts the lowercasing BertNormalizer in tokenizer.json
+    (target / "tokenizer_config.json").write_text(json.dumps(config))
+    tok = AutoTokenizer.from_pretrained(target)
+    assert tok.backend_tokenizer.normalizer.normalize_str("HeLLo") == "hello"
+    assert tok.tokenize("HELLO World") == ["hello", "world"]
+    assert tok.init_kwargs["do_lower_case"] is False  # kept, and written back by save_pretrained
+    tok.save_pretrained(tmp_path / "saved")
+    assert json.loads((tmp_path / "saved" / "tokenizer_config.json").read_text())["do_lower_case"] is False
+    # Without tokenizer.json the same key drives the conversion.
+    (target / "tokenizer.json").unlink()
+    assert AutoTokenizer.from_pretrained(target).tokenize("HELLO") != ["hello"]

@@ -233,18 +233,17 @@ def read_sentencepiece_model(path: Path) -> SentencePieceModel:
 
 
 def generate_merges(vocab: dict[str, int]) -> list[tuple[str, str]]:
-    """BPE merges recovered from a vocabulary: every split of a piece into two pieces, ranked by piece id."""
-    ranked = []
-    for merge, rank in vocab.items():
-        local = [
-            (merge[:i], merge[i:], rank)
-            for i in range(1, len(merge))
-            if merge[:i] in vocab and merge[i:] in vocab
-        ]
-        local.sort(key=lambda m: (vocab[m[0]], vocab[m[1]]))
-        ranked.extend(local)
-    ranked.sort(key=lambda m: (m[2], len(m[0]), len(m[1])))
-    return [(left, right) for left, right, _ in ranked]
+    """BPE merges recovered from a vocabulary: every split of a piece into two pieces, ranked by piece id.
+
+    transformers sorts all candidate merges by (piece id, left length); walking the pieces in id order and
+    each piece's split points left to right gives that order directly.
+    """
+    return [
+        (piece[:i], piece[i:])
+        for piece, _ in sorted(vocab.items(), key=lambda item: item[1])
+        for i in range(1, len(piece))
+        if piece[:i] in vocab and piece[i:] in vocab
+    ]
 
 
 def sentencepiece_bpe_tokenizer(

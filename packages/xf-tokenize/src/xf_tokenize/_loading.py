@@ -143,10 +143,10 @@ def load_tokenizer(
     backend: Tokenizer
     converter: str | None = None
     if tokenizer_file is not None:
-        _read_json(tokenizer_file, "a `tokenizers` serialization")  # a clear error for bad JSON
         try:
             backend = Tokenizer.from_file(str(tokenizer_file))
         except Exception as e:
+            _read_json(tokenizer_file, "a `tokenizers` serialization")  # bad JSON: say so plainly
             raise TokenizerFileError(
                 f"{tokenizer_file} is not a valid `tokenizers` file ({e}); re-download it or save the tokenizer "
                 "again with `save_pretrained`.",
