@@ -166,3 +166,16 @@ def test_pickle_checkpoints_need_explicit_opt_in(save_hf, batch):
         LlamaForCausalLM.from_pretrained(path)
     model = LlamaForCausalLM.from_pretrained(path, use_safetensors=False)
     torch.testing.assert_close(_logits(model, batch), _logits(reference, batch))
+
+
+def test_generation_config_from_its_file_or_from_the_model_config(save_hf, tmp_path):
+    path = save_hf("LlamaForCausalLM", bos_token_id=5, eos_token_id=6)
+    model = LlamaForCausalLM.from_pretrained(path)
+    assert model.generation_config.eos_token_id == 6 and model.generation_config.bos_token_id == 5
+    (path / "generation_config.json").unlink()
+    model = LlamaForCausalLM.from_pretrained(path)
+    assert model.generation_config.eos_token_id == 6
+    model.generation_config.max_new_tokens = 7
+    model.save_pretrained(tmp_path)
+    assert LlamaForCausalLM.from_pretrained(tmp_path).generation_config.max_new_tokens == 7
+    assert LlamaModel.from_pretrained(path).generation_config is None  # a base model does not generate

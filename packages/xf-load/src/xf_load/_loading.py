@@ -411,10 +411,8 @@ def _materialize_buffers(model: nn.Module, devices: _Devices) -> None:
 
 
 def _attach_generation_config(model: nn.Module, path: str | os.PathLike[str], hub: dict[str, Any]) -> None:
-    try:
-        from xf_load.generation import GenerationConfig
-    except ImportError:  # the generation subpackage is optional
-        return
+    from xf_load.generation import GenerationConfig
+
     if not model.can_generate():
         return
     try:

@@ -24,19 +24,12 @@ from xf_load.activations import get_activation
 from xf_load.attention import get_attention
 from xf_load.cache import Cache, DynamicCache
 from xf_load.configuration_utils import PretrainedConfig
+from xf_load.generation import GenerationMixin
 from xf_load.losses import causal_lm_loss, sequence_classification_loss
 from xf_load.masks import causal_mask
 from xf_load.modeling_utils import PreTrainedModel
 from xf_load.outputs import BaseModelOutput, CausalLMOutput, SequenceClassifierOutput
 from xf_load.rope import RotaryEmbedding, apply_rotary_pos_emb, standardize_rope_parameters
-
-try:  # generation is an optional part of the package, written separately
-    from xf_load.generation import GenerationMixin
-except ImportError:  # pragma: no cover - only while the generation subpackage is absent
-
-    class GenerationMixin:  # type: ignore[no-redef]
-        pass
-
 
 __all__ = [
     "LlamaConfig",
