@@ -1,0 +1,653 @@
+"""BERT (Devlin et al., 2018) and RoBERTa (Liu et al., 2019): bidirectional post-LayerNorm encoders.
+
+What is notable, read top to bottom:
+
+* Embeddings are word + learned absolute position + token-type (segment), then LayerNorm and dropout.
+* Post-LayerNorm layers: ``LayerNorm(x + dropout(attention(x)))``, then ``LayerNorm(x + dropout(mlp(x)))``;
+  attention is bidirectional; padding is the only mask.
+* Checkpoint names keep the original TensorFlow layout (``attention.self.query``, ``attention.output.dense``,
+  ``intermediate.dense``, ``output.LayerNorm``); very old checkpoints call LayerNorm parameters
+  ``gamma``/``beta``, renamed on load by :data:`CHECKPOINT_RENAMES`.
+* ``BertModel`` has a pooler (``tanh(dense(h[:, 0]))``) used by sequence classification; the masked-LM head
+  is a transform (dense, activation, LayerNorm) and a decoder tied to the word embeddings, whose bias is the
+  head's ``bias`` parameter.
+* RoBERTa is the same network; the differences are data: position ids count only non-padding tokens and start
+  at ``pad_token_id + 1`` (fairseq's convention, :attr:`RobertaConfig.positions_from_padding`), the base model
+  is stored under ``roberta.``, the masked-LM head is ``lm_head.{dense,layer_norm,decoder,bias}`` (always
+  GELU), and the sequence classifier is ``classifier.{dense,out_proj}`` on the first token instead of the pooler.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from xf_core.errors import XfConfigError, XfValueError
+from xf_load import initialization as init
+from xf_load.activations import ACTIVATIONS, get_activation
+from xf_load.attention import get_attention
+from xf_load.configuration_utils import PretrainedConfig
+from xf_load.losses import (
+    masked_lm_loss,
+    question_answering_loss,
+    sequence_classification_loss,
+    token_classification_loss,
+)
+from xf_load.masks import padding_mask
+from xf_load.modeling_utils import PreTrainedModel
+from xf_load.outputs import (
+    BaseModelOutput,
+    MaskedLMOutput,
+    QuestionAnsweringOutput,
+    SequenceClassifierOutput,
+    TokenClassifierOutput,
+)
+
+__all__ = [
+    "CHECKPOINT_RENAMES",
+    "BertConfig",
+    "BertForMaskedLM",
+    "BertForQuestionAnswering",
+    "BertForSequenceClassification",
+    "BertForTokenClassification",
+    "BertModel",
+    "BertPreTrainedModel",
+    "RobertaConfig",
+    "RobertaForMaskedLM",
+    "RobertaForQuestionAnswering",
+    "RobertaForSequenceClassification",
+    "RobertaForTokenClassification",
+    "RobertaModel",
+]
+
+# Legacy checkpoint key fragments -> current ones (TensorFlow-era LayerNorm names).
+CHECKPOINT_RENAMES: dict[str, str] = {
+    "LayerNorm.gamma": "LayerNorm.weight",
+    "LayerNorm.beta": "LayerNorm.bias",
+}
+
+# ---------------------------------------------------------------------------------------------- config
+
+
+@dataclass(kw_only=True)
+class BertConfig(PretrainedConfig):
+    """BERT's ``config.json``, field names and defaults as transformers writes them."""
+
+    model_type: ClassVar[str] = "bert"
+    # RoBERTa numbers positions from pad_token_id + 1 and skips padding; BERT counts 0, 1, 2, ...
+    positions_from_padding: ClassVar[bool] = False
+
+    vocab_size: int = 30522
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    layer_norm_eps: float = 1e-12
+    pad_token_id: int | None = 0
+    classifier_dropout: float | None = None
+    is_decoder: bool = False
+    add_cross_attention: bool = False
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_attention_heads
+
+    def validate(self) -> None:
+        for name in (
+            "vocab_size",
+            "hidden_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "intermediate_size",
+        ):
+            if getattr(self, name) <= 0:
+                raise XfConfigError(f"{name}={getattr(self, name)} must be positive.", key=name)
+        if self.hidden_size % self.num_attention_heads:
+            raise XfConfigError(
+                f"hidden_size={self.hidden_size} is not divisible by num_attention_heads="
+                f"{self.num_attention_heads}; pick a head count that divides the hidden size.",
+                key="hidden_size",
+            )
+        if self.hidden_act not in ACTIVATIONS:
+            raise XfConfigError(
+                f"hidden_act={self.hidden_act!r} is unknown; known: {', '.join(sorted(ACTIVATIONS))}.",
+                key="hidden_act",
+            )
+        position_type = self.extra.get("position_embedding_type", "absolute")
+        if position_type != "absolute":
+            raise XfConfigError(
+                f"position_embedding_type={position_type!r} is not supported by xf (only 'absolute', as in "
+                "transformers v5).",
+                key="position_embedding_type",
+            )
+        for name in ("is_decoder", "add_cross_attention"):
+            if getattr(self, name):
+                raise XfConfigError(
+                    f"{name}=True (BERT as a causal or seq2seq decoder) is not supported by xf; set it to false.",
+                    key=name,
+                )
+        if self.positions_from_padding and self.pad_token_id is None:
+            raise XfConfigError(
+                f"pad_token_id is None, but {self.model_type} numbers positions from it; set pad_token_id.",
+                key="pad_token_id",
+            )
+
+
+@dataclass(kw_only=True)
+class RobertaConfig(BertConfig):
+    """RoBERTa's ``config.json``: BERT's fields with RoBERTa's defaults."""
+
+    model_type: ClassVar[str] = "roberta"
+    positions_from_padding: ClassVar[bool] = True
+
+    vocab_size: int = 50265
+    pad_token_id: int | None = 1
+    bos_token_id: int | None = 0
+    eos_token_id: int | list[int] | None = 2
+
+
+# ---------------------------------------------------------------------------------------------- blocks
+
+
+class BertEmbeddings(nn.Module):
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.positions_from_padding = config.positions_from_padding
+        self.pad_token_id = config.pad_token_id
+        position_padding = config.pad_token_id if config.positions_from_padding else None
+        self.word_embeddings = nn.Embedding(
+            config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id
+        )
+        self.position_embeddings = nn.Embedding(
+            config.max_position_embeddings, config.hidden_size, padding_idx=position_padding
+        )
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None,
+        inputs_embeds: torch.Tensor | None,
+        token_type_ids: torch.Tensor | None,
+        position_ids: torch.Tensor | None,
+    ) -> torch.Tensor:
+        if inputs_embeds is None:
+            inputs_embeds = self.word_embeddings(input_ids)
+        B, T = inputs_embeds.shape[:2]
+        if position_ids is None:
+            position_ids = self.position_ids(input_ids, B, T, inputs_embeds.device)
+        if token_type_ids is None:
+            token_type_ids = torch.zeros(B, T, dtype=torch.long, device=inputs_embeds.device)
+        x = (
+            inputs_embeds
+            + self.token_type_embeddings(token_type_ids)
+            + self.position_embeddings(position_ids)
+        )
+        return self.dropout(self.LayerNorm(x))
+
+    def position_ids(
+        self, input_ids: torch.Tensor | None, B: int, T: int, device: torch.device
+    ) -> torch.Tensor:
+        """BERT: 0..T-1. RoBERTa: pad + 1, pad + 2, ... over non-padding tokens; padding keeps ``pad``."""
+        if not self.positions_from_padding:
+            return torch.arange(T, device=device).expand(B, T)
+        pad = self.pad_token_id
+        if input_ids is None:  # embeddings given: padding cannot be seen, so count every position
+            return torch.arange(pad + 1, pad + 1 + T, device=device).expand(B, T)
+        real = input_ids.ne(pad).long()
+        return torch.cumsum(real, dim=1) * real + pad
+
+
+class BertSelfAttention(nn.Module):
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.n_head = config.num_attention_heads
+        self.head_dim = config.hidden_size // config.num_attention_heads
+        self.query = nn.Linear(config.hidden_size, config.hidden_size)
+        self.key = nn.Linear(config.hidden_size, config.hidden_size)
+        self.value = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dropout = config.attention_probs_dropout_prob
+        self.attend = get_attention(config.attn_implementation)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        B, T, C = x.shape
+        q = self.query(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, nh, T, hs)
+        k = self.key(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, nh, T, hs)
+        v = self.value(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, nh, T, hs)
+        y = self.attend(
+            q, k, v, mask, scale=self.head_dim**-0.5, dropout=self.dropout, training=self.training
+        )  # (B, T, nh, hs)
+        return y.reshape(B, T, C)
+
+
+class BertOutput(nn.Module):
+    """``LayerNorm(residual + dropout(dense(x)))``: the projection after attention, and (as BertOutput) after
+    the MLP."""
+
+    def __init__(self, config: BertConfig, in_features: int) -> None:
+        super().__init__()
+        self.dense = nn.Linear(in_features, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(residual + self.dropout(self.dense(x)))
+
+
+class BertAttention(nn.Module):
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.self = BertSelfAttention(config)
+        self.output = BertOutput(config, config.hidden_size)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        return self.output(self.self(x, mask), x)
+
+
+class BertIntermediate(nn.Module):
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.act = get_activation(config.hidden_act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.dense(x))
+
+
+class BertLayer(nn.Module):
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.attention = BertAttention(config)
+        self.intermediate = BertIntermediate(config)
+        self.output = BertOutput(config, config.intermediate_size)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        x = self.attention(x, mask)
+        return self.output(self.intermediate(x), x)
+
+
+class BertEncoder(nn.Module):
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.layer = nn.ModuleList(BertLayer(config) for _ in range(config.num_hidden_layers))
+
+
+class BertPooler(nn.Module):
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.dense(x[:, 0]))  # the first ([CLS]) token
+
+
+class BertPredictionHeadTransform(nn.Module):
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.act = get_activation(config.hidden_act)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.act(self.dense(x)))
+
+
+class BertLMPredictionHead(nn.Module):
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.transform = BertPredictionHeadTransform(config)
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
+        self.bias = nn.Parameter(torch.empty(config.vocab_size))  # decoder.bias is tied to this
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.transform(x))
+
+
+class BertOnlyMLMHead(nn.Module):
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.predictions = BertLMPredictionHead(config)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.predictions(x)
+
+
+class RobertaLMHead(nn.Module):
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
+        self.bias = nn.Parameter(torch.empty(config.vocab_size))  # decoder.bias is tied to this
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.layer_norm(F.gelu(self.dense(x))))  # GELU whatever hidden_act says
+
+
+class RobertaClassificationHead(nn.Module):
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dropout = nn.Dropout(_classifier_dropout(config))
+        self.out_proj = nn.Linear(config.hidden_size, config.num_labels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.dropout(x[:, 0])  # the first (<s>) token
+        return self.out_proj(self.dropout(torch.tanh(self.dense(x))))
+
+
+def _classifier_dropout(config: BertConfig) -> float:
+    return config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+
+
+# ---------------------------------------------------------------------------------------------- models
+
+
+class BertPreTrainedModel(PreTrainedModel):
+    config_class = BertConfig
+    base_model_prefix = "bert"
+    _no_split_modules: ClassVar[list[str]] = ["BertEmbeddings", "BertLayer"]
+    _checkpoint_renames: ClassVar[dict[str, str]] = CHECKPOINT_RENAMES
+    # Position ids were a persistent buffer in older checkpoints; they are computed now.
+    _keys_to_ignore_on_load_unexpected: ClassVar[list[str]] = [r"embeddings\.position_ids$"]
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """The default table (Linear and Embedding ~ N(0, initializer_range), padding row 0, LayerNorm 1/0),
+        plus a zero masked-LM bias."""
+        super()._init_weights(module)
+        if isinstance(module, (BertLMPredictionHead, RobertaLMHead)):
+            init.zeros_(module.bias)
+
+    def _add_encoder(self, config: BertConfig, *, pooling: bool) -> None:
+        """Register the base model under ``base_model_prefix`` (``bert`` or ``roberta``), as checkpoints name it."""
+        base_class = RobertaModel if self.base_model_prefix == "roberta" else BertModel
+        self.add_module(self.base_model_prefix, base_class(config, add_pooling_layer=pooling))
+
+
+class BertModel(BertPreTrainedModel):
+    def __init__(self, config: BertConfig, add_pooling_layer: bool = True) -> None:
+        super().__init__(config)
+        self.embeddings = BertEmbeddings(config)
+        self.encoder = BertEncoder(config)
+        self.pooler = BertPooler(config) if add_pooling_layer else None
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embeddings.word_embeddings
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.embeddings.word_embeddings = value
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        **kwargs: Any,
+    ) -> BaseModelOutput:
+        if (input_ids is None) == (inputs_embeds is None):
+            raise XfValueError("pass exactly one of input_ids or inputs_embeds.")
+        x = self.embeddings(input_ids, inputs_embeds, token_type_ids, position_ids)
+        mask = padding_mask(attention_mask)
+        hidden_states = [x] if output_hidden_states else None
+        for layer in self.encoder.layer:
+            x = self._run_layer(layer, x, mask)
+            if hidden_states is not None:
+                hidden_states.append(x)
+        return BaseModelOutput(
+            last_hidden_state=x,
+            pooler_output=self.pooler(x) if self.pooler is not None else None,
+            hidden_states=tuple(hidden_states) if hidden_states is not None else None,
+        )
+
+
+class BertForMaskedLM(BertPreTrainedModel):
+    _tied_weights_keys: ClassVar[dict[str, str]] = {
+        "cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight",
+        "cls.predictions.decoder.bias": "cls.predictions.bias",
+    }
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__(config)
+        self._add_encoder(config, pooling=False)
+        self._add_head(config)
+        self.post_init()
+
+    def _add_head(self, config: BertConfig) -> None:
+        self.cls = BertOnlyMLMHead(config)
+
+    def _head(self) -> BertLMPredictionHead | RobertaLMHead:
+        """The module holding ``decoder`` and ``bias``."""
+        return self.cls.predictions
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self._head().decoder
+
+    def set_output_embeddings(self, value: nn.Linear) -> None:
+        self._head().decoder = value
+
+    @torch.no_grad()
+    def resize_token_embeddings(
+        self,
+        new_num_tokens: int | None = None,
+        *,
+        pad_to_multiple_of: int | None = None,
+        mean_resizing: bool = True,
+    ) -> nn.Embedding:
+        """As :meth:`PreTrainedModel.resize_token_embeddings`, and the head's ``bias`` follows (new tokens: 0)."""
+        new = super().resize_token_embeddings(
+            new_num_tokens, pad_to_multiple_of=pad_to_multiple_of, mean_resizing=mean_resizing
+        )
+        head, n = self._head(), new.num_embeddings
+        old = head.bias
+        if old.shape[0] != n:
+            bias = torch.zeros(n, dtype=old.dtype, device=old.device)
+            keep = min(n, old.shape[0])
+            bias[:keep] = old[:keep]
+            head.bias = nn.Parameter(bias)
+            self.tie_weights()
+        return new
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        **kwargs: Any,
+    ) -> MaskedLMOutput:
+        out = self.base_model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            output_hidden_states=output_hidden_states,
+        )
+        logits = self._head()(out.last_hidden_state)
+        loss = None
+        if labels is not None:  # -100 marks unmasked positions
+            loss = masked_lm_loss(logits, labels)
+        return MaskedLMOutput(loss=loss, logits=logits, hidden_states=out.hidden_states)
+
+
+class BertForSequenceClassification(BertPreTrainedModel):
+    """Classifies (or, with one label, regresses) a whole sequence from the pooled first token."""
+
+    _uses_pooler: ClassVar[bool] = True
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__(config)
+        self._add_encoder(config, pooling=self._uses_pooler)
+        self._add_head(config)
+        self.post_init()
+
+    def _add_head(self, config: BertConfig) -> None:
+        self.dropout = nn.Dropout(_classifier_dropout(config))
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+
+    def _classify(self, out: BaseModelOutput) -> torch.Tensor:
+        return self.classifier(self.dropout(out.pooler_output))
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        **kwargs: Any,
+    ) -> SequenceClassifierOutput:
+        out = self.base_model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            output_hidden_states=output_hidden_states,
+        )
+        logits = self._classify(out)
+        loss = None
+        if labels is not None:
+            loss = sequence_classification_loss(
+                logits, labels, num_labels=self.config.num_labels, problem_type=self.config.problem_type
+            )
+        return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states)
+
+
+class BertForTokenClassification(BertPreTrainedModel):
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__(config)
+        self._add_encoder(config, pooling=False)
+        self.dropout = nn.Dropout(_classifier_dropout(config))
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        **kwargs: Any,
+    ) -> TokenClassifierOutput:
+        out = self.base_model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            output_hidden_states=output_hidden_states,
+        )
+        logits = self.classifier(self.dropout(out.last_hidden_state))
+        loss = None
+        if labels is not None:  # -100 marks ignored tokens
+            loss = token_classification_loss(logits, labels)
+        return TokenClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states)
+
+
+class BertForQuestionAnswering(BertPreTrainedModel):
+    """Extractive QA: a start and an end logit per token (``qa_outputs`` has ``num_labels`` = 2 outputs)."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__(config)
+        self._add_encoder(config, pooling=False)
+        self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        start_positions: torch.Tensor | None = None,
+        end_positions: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        **kwargs: Any,
+    ) -> QuestionAnsweringOutput:
+        out = self.base_model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            output_hidden_states=output_hidden_states,
+        )
+        start_logits, end_logits = self.qa_outputs(out.last_hidden_state).split(1, dim=-1)
+        start_logits, end_logits = start_logits.squeeze(-1).contiguous(), end_logits.squeeze(-1).contiguous()
+        loss = None
+        if start_positions is not None and end_positions is not None:
+            loss = question_answering_loss(start_logits, end_logits, start_positions, end_positions)
+        return QuestionAnsweringOutput(
+            loss=loss, start_logits=start_logits, end_logits=end_logits, hidden_states=out.hidden_states
+        )
+
+
+# ---------------------------------------------------------------------------------------------- RoBERTa
+
+
+class RobertaModel(BertModel):
+    config_class = RobertaConfig
+    base_model_prefix = "roberta"
+
+
+class RobertaForMaskedLM(BertForMaskedLM):
+    config_class = RobertaConfig
+    base_model_prefix = "roberta"
+    _tied_weights_keys: ClassVar[dict[str, str]] = {
+        "lm_head.decoder.weight": "roberta.embeddings.word_embeddings.weight",
+        "lm_head.decoder.bias": "lm_head.bias",
+    }
+
+    def _add_head(self, config: BertConfig) -> None:
+        self.lm_head = RobertaLMHead(config)
+
+    def _head(self) -> BertLMPredictionHead | RobertaLMHead:
+        return self.lm_head
+
+
+class RobertaForSequenceClassification(BertForSequenceClassification):
+    """Classifies from the first token through ``classifier.dense`` + tanh + ``classifier.out_proj`` (no pooler)."""
+
+    config_class = RobertaConfig
+    base_model_prefix = "roberta"
+    _uses_pooler: ClassVar[bool] = False
+
+    def _add_head(self, config: BertConfig) -> None:
+        self.classifier = RobertaClassificationHead(config)
+
+    def _classify(self, out: BaseModelOutput) -> torch.Tensor:
+        return self.classifier(out.last_hidden_state)
+
+
+class RobertaForTokenClassification(BertForTokenClassification):
+    config_class = RobertaConfig
+    base_model_prefix = "roberta"
+
+
+class RobertaForQuestionAnswering(BertForQuestionAnswering):
+    config_class = RobertaConfig
+    base_model_prefix = "roberta"
