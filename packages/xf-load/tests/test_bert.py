@@ -292,3 +292,37 @@ def test_init_table():
     assert abs(dense.weight.std().item() - 0.02) < 0.001 and torch.equal(dense.bias, torch.zeros(256))
     assert torch.equal(model.lm_head.bias, torch.zeros(TINY["vocab_size"]))
     assert torch.equal(model.lm_head.layer_norm.weight, torch.ones(256))
+
+
+@pytest.mark.parametrize("family", ["Bert", "Roberta"])
+def test_inputs_embeds_match_transformers(family):
+    hf, xf = _pair(family, "ForTokenClassification")
+    inputs = _batch(family)
+    ids = inputs.pop("input_ids")
+    embeds = xf.get_input_embeddings()(ids)
+    with torch.no_grad():
+        want, got = hf(inputs_embeds=embeds, **inputs).logits, xf(inputs_embeds=embeds, **inputs).logits
+    assert (want - got).abs().max().item() <= ATOL
+    with pytest.raises(ValueError, match="exactly one of input_ids or inputs_embeds"):
+        xf(ids, inputs_embeds=embeds)
+
+
+AUTO_HEADS = {
+    "Model": "AutoModel",
+    "ForMaskedLM": "AutoModelForMaskedLM",
+    "ForSequenceClassification": "AutoModelForSequenceClassification",
+    "ForTokenClassification": "AutoModelForTokenClassification",
+    "ForQuestionAnswering": "AutoModelForQuestionAnswering",
+}
+
+
+@pytest.mark.parametrize("family", ["Bert", "Roberta"])
+def test_auto_classes_pick_the_family_head(tmp_path, family):
+    import xf_load
+
+    hf, _ = _pair(family, "ForMaskedLM")
+    hf.save_pretrained(tmp_path)
+    assert type(xf_load.AutoConfig.from_pretrained(tmp_path)) is getattr(bert, family + "Config")
+    for head, auto in AUTO_HEADS.items():
+        model = getattr(xf_load, auto).from_pretrained(tmp_path)
+        assert type(model) is getattr(bert, family + head)

@@ -301,3 +301,35 @@ def test_resize_token_embeddings_keeps_the_head_tied():
     assert xf.lm_head.weight is xf.transformer.wte.weight
     assert xf.config.vocab_size == 120
     assert xf(torch.tensor([[119, 3]])).logits.shape == (1, 2, 120)
+
+
+def test_token_type_ids_and_explicit_positions_match_transformers():
+    hf, xf = _pair("GPT2LMHeadModel")
+    ids, mask = _batch("left")
+    token_type_ids = torch.zeros_like(ids)
+    token_type_ids[:, 5:] = 1
+    position_ids = (mask.cumsum(-1) - 1).clamp(min=0)  # what generate passes for a left-padded batch
+    inputs = {"attention_mask": mask, "token_type_ids": token_type_ids, "position_ids": position_ids}
+    with torch.no_grad():
+        assert _max_diff_on_tokens(hf(ids, **inputs).logits, xf(ids, **inputs).logits, mask) <= ATOL
+
+
+def test_auto_classes_pick_the_gpt2_classes(tmp_path):
+    import xf_load
+
+    hf, _ = _pair("GPT2LMHeadModel")
+    hf.save_pretrained(tmp_path)
+    assert isinstance(xf_load.AutoConfig.from_pretrained(tmp_path), GPT2Config)
+    lm = xf_load.AutoModelForCausalLM.from_pretrained(tmp_path)
+    base = xf_load.AutoModel.from_pretrained(tmp_path)  # a head checkpoint into the base model
+    assert type(lm) is GPT2LMHeadModel and type(base) is GPT2Model
+    ids, mask = _batch("right")
+    with torch.no_grad():
+        assert (
+            _max_diff_on_tokens(
+                hf(ids, attention_mask=mask).logits, lm(ids, attention_mask=mask).logits, mask
+            )
+            <= ATOL
+        )
+        want = hf.transformer(ids, attention_mask=mask).last_hidden_state
+        assert _max_diff_on_tokens(want, base(ids, attention_mask=mask).last_hidden_state, mask) <= ATOL
