@@ -300,6 +300,8 @@ def _sample_loop(
     unfinished = torch.ones(rows, dtype=torch.bool, device=input_ids.device)
     has_eos = eos is not None
     check_stop = len(criteria) > 0
+    # The usual case, EOS as the only criterion, is one isin on the new tokens.
+    only_eos = has_eos and len(criteria) == 1 and isinstance(criteria[0], EosTokenCriteria)
 
     cur_len = L
     logits = inputs.prefill(input_ids)
@@ -316,7 +318,11 @@ def _sample_loop(
         cur_len += 1
         if streamer is not None:
             streamer.put(next_tokens.cpu())
-        if check_stop:
+        if only_eos:
+            unfinished &= ~torch.isin(next_tokens, eos)
+            if not bool(unfinished.any()):
+                break
+        elif check_stop:
             unfinished &= ~criteria(sequences[:, :cur_len], tuple(scores_out) if want_scores else None)
             if not bool(unfinished.any()):
                 break

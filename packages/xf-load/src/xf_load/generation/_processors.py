@@ -206,9 +206,16 @@ class NoBadWordsLogitsProcessor(SequenceBiasLogitsProcessor):
 class _EosMask(LogitsProcessor):
     def __init__(self, eos_token_id: int | list[int] | torch.Tensor) -> None:
         self.eos_token_id = _ids_tensor(eos_token_id)
+        self._mask: torch.Tensor | None = None
+
+    def _eos_mask(self, scores: torch.Tensor) -> torch.Tensor:
+        mask = self._mask
+        if mask is None or mask.shape[0] != scores.shape[-1] or mask.device != scores.device:
+            mask = self._mask = _vocab_mask(self.eos_token_id, scores)  # built once per generate call
+        return mask
 
     def _ban_eos(self, scores: torch.Tensor) -> torch.Tensor:
-        return scores.masked_fill(_vocab_mask(self.eos_token_id, scores), _NEG_INF)
+        return scores.masked_fill(self._eos_mask(scores), _NEG_INF)
 
 
 class MinLengthLogitsProcessor(_EosMask):
@@ -262,7 +269,7 @@ class ForcedEOSTokenLogitsProcessor(_EosMask):
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         if input_ids.shape[-1] != self.max_length - 1:
             return scores
-        return torch.full_like(scores, _NEG_INF).masked_fill(_vocab_mask(self.eos_token_id, scores), 0.0)
+        return torch.full_like(scores, _NEG_INF).masked_fill(self._eos_mask(scores), 0.0)
 
 
 class SuppressTokensLogitsProcessor(LogitsProcessor):
