@@ -72,6 +72,7 @@ def test_backend_matches_transformers_conversion(name, pair_of):
     assert xf.get_vocab() == hf.get_vocab()
     assert xf.special_tokens_map == hf.special_tokens_map
     assert xf.all_special_tokens == hf.all_special_tokens
+    assert xf.extra_special_tokens == [str(t) for t in hf.extra_special_tokens]
     assert xf.all_special_ids == hf.all_special_ids
     assert xf.model_max_length == hf.model_max_length
     assert xf.padding_side == hf.padding_side
@@ -221,3 +222,38 @@ def test_conversion_options_match_transformers(name, options, dirs, corpus, pair
     assert_same(xf(first, second, **kwargs), hf(first, second, **kwargs))
     ids = hf(corpus)["input_ids"]
     assert xf.batch_decode(ids) == hf.batch_decode(ids)
+
+
+@pytest.mark.parametrize("version", ["v3", "v7"])
+def test_mistral_instruct_sentencepiece_with_control_pieces(version, tmp_path, corpus):
+    """The v3/v7 Mistral models carry 750 control and 20 user-defined pieces ([INST], [TOOL_CALLS], ...)."""
+    import importlib.resources
+    import shutil
+
+    from transformers import AutoTokenizer as HFAutoTokenizer
+
+    from xf_tokenize import AutoTokenizer
+
+    names = {
+        "v3": "mistral_instruct_tokenizer_240323.model.v3",
+        "v7": "mistral_instruct_tokenizer_241114.model.v7",
+    }
+    source = importlib.resources.files("mistral_common") / "data" / names[version]
+    shutil.copy(str(source), tmp_path / "tokenizer.model")
+    (tmp_path / "tokenizer_config.json").write_text(
+        json.dumps({"tokenizer_class": "LlamaTokenizer", "add_bos_token": True, "pad_token": "</s>"})
+    )
+    xf, hf = AutoTokenizer.from_pretrained(tmp_path), HFAutoTokenizer.from_pretrained(tmp_path)
+    assert backend_json(xf) == backend_json(hf)
+    assert xf.extra_special_tokens == [str(t) for t in hf.extra_special_tokens]
+    assert len(xf.extra_special_tokens) > 700 and xf.all_special_ids == hf.all_special_ids
+    texts = [f"[INST] {t} [/INST]{t[:20]}</s>[TOOL_CALLS]" for t in corpus[:100]]
+    assert_same(xf(texts, padding=True), hf(texts, padding=True))
+    ids = hf(texts)["input_ids"]
+    for skip in (False, True):
+        assert xf.batch_decode(ids, skip_special_tokens=skip) == hf.batch_decode(
+            ids, skip_special_tokens=skip
+        )
+        assert xf.convert_ids_to_tokens(ids[5], skip_special_tokens=skip) == hf.convert_ids_to_tokens(
+            ids[5], skip_special_tokens=skip
+        )

@@ -27,6 +27,7 @@ __all__ = [
     "SentencePieceModel",
     "byte_level_bpe_tokenizer",
     "generate_merges",
+    "piece_tokens",
     "read_sentencepiece_model",
     "sentencepiece_bpe_tokenizer",
     "wordpiece_tokenizer",
@@ -270,11 +271,16 @@ def sentencepiece_bpe_tokenizer(
     if add_prefix_space:
         steps.append(decoders.Strip(content=" ", left=1))
     tokenizer.decoder = decoders.Sequence(steps)
-    specials = [
+    pieces = piece_tokens(model)
+    if pieces:
+        tokenizer.add_tokens(pieces)
+    return tokenizer
+
+
+def piece_tokens(model: SentencePieceModel) -> list[AddedToken]:
+    """Control pieces (special) and user-defined pieces (not special) as added tokens, in id order."""
+    return [
         AddedToken(piece, normalized=False, special=kind == CONTROL)
         for piece, _, kind in model.pieces
         if kind in (CONTROL, USER_DEFINED)
     ]
-    if specials:
-        tokenizer.add_tokens(specials)
-    return tokenizer

@@ -142,6 +142,7 @@ def load_tokenizer(
     tokenizer_file = find("tokenizer.json")
     backend: Tokenizer
     converter: str | None = None
+    piece_tokens: list[AddedToken] = []  # control/user-defined SentencePiece pieces
     if tokenizer_file is not None:
         try:
             backend = Tokenizer.from_file(str(tokenizer_file))
@@ -168,7 +169,7 @@ def load_tokenizer(
             family_name = {"wordpiece": "BertTokenizer", "byte_level_bpe": "GPT2Tokenizer"}.get(
                 converter, "LlamaTokenizer"
             )
-        backend = _convert_files(converter, files, config, family)
+        backend, piece_tokens = _convert_files(converter, files, config, family)
 
     # Special tokens: family defaults < special_tokens_map.json < tokenizer_config.json < overrides.
     specials: dict[str, Any] = dict(family.get("specials", {}))
@@ -191,6 +192,9 @@ def load_tokenizer(
         for tok in value or []:
             if str(_special_token(tok, key=key)) not in {str(_special_token(t, key=key)) for t in extras}:
                 extras.append(tok)
+
+    if not extras:
+        extras = list(piece_tokens)  # as transformers: a SentencePiece model's own pieces are the extras
 
     # Added tokens named in the config (converted tokenizers get them here; tokenizer.json usually has them).
     present = {str(t) for t in backend.get_added_tokens_decoder().values()}
@@ -288,29 +292,35 @@ def _added_token(raw: Any) -> AddedToken:
 
 def _convert_files(
     converter: str, files: dict[str, Path | None], config: dict[str, Any], family: dict[str, Any]
-) -> Tokenizer:
-    """Build the backend from classic files; options come from the config (which keeps them for saving)."""
+) -> tuple[Tokenizer, list[AddedToken]]:
+    """Build the backend from classic files; options come from the config (which keeps them for saving).
+
+    Also returns the SentencePiece control and user-defined pieces (empty for other formats).
+    """
     if converter == "wordpiece":
         unk = config.get("unk_token", family.get("specials", {}).get("unk_token", "[UNK]"))
-        return _convert.wordpiece_tokenizer(
+        backend = _convert.wordpiece_tokenizer(
             files["vocab.txt"],  # type: ignore[arg-type]
             unk_token=str(_special_token(unk, key="unk_token")),
             do_lower_case=config.get("do_lower_case", True),
             strip_accents=config.get("strip_accents"),
             tokenize_chinese_chars=config.get("tokenize_chinese_chars", True),
         )
+        return backend, []
     if converter == "byte_level_bpe":
-        return _convert.byte_level_bpe_tokenizer(
+        backend = _convert.byte_level_bpe_tokenizer(
             files["vocab.json"],  # type: ignore[arg-type]
             files["merges.txt"],  # type: ignore[arg-type]
             add_prefix_space=bool(config.get("add_prefix_space", False)),
         )
+        return backend, []
     path = files["tokenizer.model"]
     assert path is not None
     model = _convert.read_sentencepiece_model(path)
-    return _convert.sentencepiece_bpe_tokenizer(
+    backend = _convert.sentencepiece_bpe_tokenizer(
         model,
         path=path,
         legacy=bool(config.get("legacy", False)),
         add_prefix_space=config.get("add_prefix_space"),
     )
+    return backend, _convert.piece_tokens(model)
