@@ -64,10 +64,10 @@ __all__ = [
     "RobertaModel",
 ]
 
-# Legacy checkpoint key fragments -> current ones (TensorFlow-era LayerNorm names).
+# Legacy checkpoint keys, {regex: replacement} applied on load: TensorFlow-era LayerNorm parameter names.
 CHECKPOINT_RENAMES: dict[str, str] = {
-    "LayerNorm.gamma": "LayerNorm.weight",
-    "LayerNorm.beta": "LayerNorm.bias",
+    r"LayerNorm\.gamma$": "LayerNorm.weight",
+    r"LayerNorm\.beta$": "LayerNorm.bias",
 }
 
 # ---------------------------------------------------------------------------------------------- config
@@ -96,10 +96,6 @@ class BertConfig(PretrainedConfig):
     classifier_dropout: float | None = None
     is_decoder: bool = False
     add_cross_attention: bool = False
-
-    @property
-    def head_dim(self) -> int:
-        return self.hidden_size // self.num_attention_heads
 
     def validate(self) -> None:
         for name in (
