@@ -293,6 +293,8 @@ def test_decode_step_is_captured_as_one_graph_and_matches_eager(toy):
     assert compiled.past_key_values.get_seq_length() == eager.past_key_values.get_seq_length() == 5 + 6 - 1
     with pytest.raises(ValueError, match="static"):
         model.generate(ids, max_new_tokens=2, compile=True, cache_implementation="dynamic")
+    with pytest.raises(ValueError, match="StaticCache"):
+        model.generate(ids, max_new_tokens=2, compile=True, past_key_values=DynamicCache())
 
 
 @slow

@@ -192,7 +192,8 @@ def generate(
     which resolves it: ``max_length`` final, defaults filled in).
 
     Returns the ``(B * num_return_sequences, L + new)`` token tensor, or an output object when
-    ``config.return_dict_in_generate``.
+    ``config.return_dict_in_generate``. Extra ``model_kwargs`` reach the prefill forward only (the decode step
+    has a fixed signature so that it compiles).
     """
     if input_ids.dim() != 2:
         raise XfValueError(f"input_ids must be (batch, length); got shape {tuple(input_ids.shape)}.")
@@ -236,7 +237,12 @@ def generate(
     if padded:
         position_ids = _position_ids(attention_mask, config.max_length)
 
-    cache, past_length = _prepare_cache(config, past_key_values, rows, input_ids, compile=compile)
+    cache, past_length = _prepare_cache(config, past_key_values, rows, input_ids, compile=bool(compile))
+    if compile and not isinstance(cache, StaticCache):
+        raise XfValueError(
+            "compile=True needs fixed shapes, so a StaticCache: pass past_key_values=StaticCache(...) or none "
+            f"(generate then makes one), not a {type(cache).__name__}."
+        )
     mask_buf = None
     if padded:
         mask_len = cache.max_cache_len if isinstance(cache, StaticCache) else config.max_length
