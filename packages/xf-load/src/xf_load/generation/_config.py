@@ -223,6 +223,11 @@ class GenerationConfig:
         data = model_config if isinstance(model_config, dict) else model_config.to_dict()
         data = {k: v for k, v in data.items() if v is not None}
         known = {k: v for k, v in data.items() if k in _FIELD_NAMES and k != "extra"}
+        for key in ("pad_token_id", "bos_token_id", "eos_token_id"):
+            # Some config.json files write -1 for "none"; transformers carries on, so do we (without it).
+            ids = _as_id_list(known.get(key))
+            if ids is not None and any(not isinstance(i, int) or i < 0 for i in ids):
+                logger.warning("ignoring %s=%r from the model config: not a token id.", key, known.pop(key))
         return cls(**known)
 
     @classmethod
