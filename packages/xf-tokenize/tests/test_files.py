@@ -132,6 +132,19 @@ def test_bad_call_arguments(pair_of):
         xf("a", truncation=True, max_length=1)
     with pytest.raises(TruncationError, match="max_length=8"):
         xf("a", "a much longer second sentence here", truncation="only_first", max_length=8)
+    with pytest.raises(
+        TruncationError, match=r"stride=3 must be smaller than max_length=5 minus the 2 special"
+    ):
+        xf("a b c d e f g", truncation=True, max_length=5, stride=3, return_overflowing_tokens=True)
+    with pytest.raises(TruncationError, match="stride=2"):  # transformers lets the Rust panic through here
+        xf(
+            "a b",
+            "c d e f g h i j",
+            truncation="only_second",
+            max_length=7,
+            stride=2,
+            return_overflowing_tokens=True,
+        )
     with pytest.raises(PaddingError, match="multiple of pad_to_multiple_of"):
         xf("a", padding=True, truncation=True, max_length=10, pad_to_multiple_of=8)
     with pytest.raises(PaddingError, match="padding_side"):
@@ -139,7 +152,7 @@ def test_bad_call_arguments(pair_of):
     with pytest.raises(ValueError, match="text has 2 items but text_pair has 1"):
         xf(["a", "b"], ["c"])
     with pytest.raises(ValueError, match="rows have different lengths"):
-        xf(["a", "b c d"], return_tensors="np")
+        xf(["a", "b c d"], return_tensors="pt")
     xf_no_pad, _ = pair_of("spm")
     xf_no_pad = PreTrainedTokenizerFast.from_pretrained(xf_no_pad.name_or_path, pad_token=None)
     with pytest.raises(PaddingError, match="no pad_token"):

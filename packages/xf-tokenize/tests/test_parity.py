@@ -257,3 +257,16 @@ def test_mistral_instruct_sentencepiece_with_control_pieces(version, tmp_path, c
         assert xf.convert_ids_to_tokens(ids[5], skip_special_tokens=skip) == hf.convert_ids_to_tokens(
             ids[5], skip_special_tokens=skip
         )
+
+
+def test_unpadded_numpy_rows_and_per_sequence_values(pair_of, corpus):
+    """Ragged rows become object arrays with return_tensors='np'; `length` keeps its axis on one text."""
+    xf, hf = pair_of("minilm")
+    a, b = xf(corpus[:20], return_tensors="np"), hf(corpus[:20], return_tensors="np")
+    assert a["input_ids"].dtype == b["input_ids"].dtype == object
+    for row_a, row_b in zip(a["input_ids"], b["input_ids"]):
+        np.testing.assert_array_equal(row_a, row_b)
+    kwargs = {"return_length": True, "return_special_tokens_mask": True, "return_offsets_mapping": True}
+    assert_same(xf(corpus[1], **kwargs), hf(corpus[1], **kwargs))
+    empty = {"add_special_tokens": False, "return_tensors": "np"}
+    assert_same(xf([""], **empty), hf([""], **empty))

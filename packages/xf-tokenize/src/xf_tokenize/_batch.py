@@ -178,18 +178,28 @@ class BatchEncoding(dict):
                 continue
             if torch is None and isinstance(value, np.ndarray):
                 continue
+            ragged = (
+                isinstance(value, (list, tuple))
+                and len(value) > 0
+                and isinstance(value[0], (list, tuple, np.ndarray))
+                and len({len(row) for row in value}) > 1
+            )
             try:
-                array = np.asarray(value)
-                if array.dtype == object:
+                if ragged and torch is None:
+                    # As transformers: ragged rows become a 1-d object array of int arrays.
+                    array = np.asarray([np.asarray(row) for row in value], dtype=object)
+                elif ragged:
                     raise ValueError("ragged")
+                else:
+                    array = np.asarray(value)
+                    if array.size == 0:
+                        array = array.astype(np.int64)
             except ValueError as e:
                 raise XfValueError(
                     f"cannot make a tensor of {key!r}: its rows have different lengths; pass padding=True "
                     "(and truncation=True for texts longer than the model accepts)."
                 ) from e
-            if torch is not None:
-                array = torch.from_numpy(array) if array.dtype != np.float64 else torch.tensor(value)
-            self[key] = array
+            self[key] = torch.from_numpy(array) if torch is not None else array
         return self
 
     def to(self, device: Any, *, non_blocking: bool = False) -> BatchEncoding:

@@ -496,6 +496,11 @@ class PreTrainedTokenizerFast:
                     f"a {'pair' if pair else 'single sequence'}; pass max_length >= {specials}, or "
                     "add_special_tokens=False."
                 )
+            if stride and stride >= max_length - specials:
+                raise TruncationError(
+                    f"stride={stride} must be smaller than max_length={max_length} minus the {specials} special "
+                    f"tokens ({max_length - specials}); pass a smaller stride or a larger max_length."
+                )
             target = {
                 "max_length": max_length,
                 "stride": stride,
@@ -576,11 +581,12 @@ class PreTrainedTokenizerFast:
             encodings = self._tokenizer.encode_batch(
                 inputs, add_special_tokens=add_special_tokens, is_pretokenized=is_split_into_words
             )
-        except Exception as e:
+        except BaseException as e:  # a Rust panic (pyo3 PanicException) is a BaseException
             if "runcat" in str(e) or "stride" in str(e):
                 raise TruncationError(
                     f"cannot truncate to max_length={max_length} with stride={stride} and strategy {trunc!r}: "
-                    f"{e}. Pass a larger max_length, a smaller stride, or another truncation strategy."
+                    f"{str(e).splitlines()[0]}. Pass a larger max_length, a smaller stride, or another "
+                    "truncation strategy."
                 ) from e
             raise
         out = self._to_batch_encoding(
@@ -602,7 +608,9 @@ class PreTrainedTokenizerFast:
                     self.model_max_length,
                 )
         if not batched and return_tensors is None and not return_overflowing_tokens:
-            return BatchEncoding({k: v[0] for k, v in out.items()}, out.encodings)
+            # As transformers: per-token lists lose the batch axis, per-sequence values (length) keep it.
+            data = {k: v[0] if v and isinstance(v[0], list) else v for k, v in out.items()}
+            return BatchEncoding(data, out.encodings)
         return out.convert_to_tensors(return_tensors)
 
     def _to_batch_encoding(
