@@ -189,6 +189,11 @@ def test_pad_already_encoded_features(name, pair_of, corpus):
         {"pad_to_multiple_of": 8, "padding_side": "left"},
     ):
         assert_same(xf.pad(plain, **kwargs), hf.pad(plain, **kwargs))
+    batched = {key: [f[key] for f in plain] for key in plain[0]}
+    assert_same(
+        xf.pad(batched, padding="longest", pad_to_multiple_of=5), hf.pad(batched, pad_to_multiple_of=5)
+    )
+    assert dict(xf.pad({"input_ids": []})) == dict(hf.pad({"input_ids": []}))
     a = xf.pad(plain, return_tensors="np")
     b = hf.pad(plain, return_tensors="np")
     for key in b:

@@ -703,6 +703,10 @@ class PreTrainedTokenizerFast:
             )
             raise ValueError(f"pad() needs inputs with a {main!r} key; got {keys}")
         data = {key: _to_list(value) for key, value in encoded_inputs.items()}
+        if not data[main]:  # nothing to pad (transformers returns such input as it is)
+            if return_attention_mask:
+                data["attention_mask"] = []
+            return BatchEncoding(data)
         if return_tensors is None:
             first = encoded_inputs[main]
             kind = type(first[0] if isinstance(first, (list, tuple)) and first else first).__module__
