@@ -22,6 +22,7 @@ from xf_core.logging import get_logger
 from xf_load._checkpoint import Checkpoint, TensorInfo, find_checkpoint
 from xf_load.configuration_utils import PretrainedConfig, dtype_to_str
 from xf_load.errors import ShapeMismatchError
+from xf_load.initialization import skip_torch_init
 
 __all__ = ["LoadingInfo", "load_pretrained", "resolve_dtype"]
 
@@ -116,7 +117,7 @@ def load_pretrained(
             quantizer.validate_environment(device_map=device_map, dtype=torch_dtype)
         config.dtype = dtype_to_str(torch_dtype)
 
-        with torch.device("meta"):
+        with torch.device("meta"), skip_torch_init():
             model = cls(config)
         if quantizer is not None:
             quantizer.preprocess_model(model)
