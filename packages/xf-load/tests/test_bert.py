@@ -326,3 +326,15 @@ def test_auto_classes_pick_the_family_head(tmp_path, family):
     for head, auto in AUTO_HEADS.items():
         model = getattr(xf_load, auto).from_pretrained(tmp_path)
         assert type(model) is getattr(bert, family + head)
+
+
+def test_auto_device_map_with_disk_offload(tmp_path):
+    hf, _ = _pair("Bert", "ForMaskedLM", num_hidden_layers=4)
+    hf.save_pretrained(tmp_path / "ckpt")
+    model = bert.BertForMaskedLM.from_pretrained(
+        tmp_path / "ckpt", device_map="auto", max_memory={"cpu": 60_000}, offload_folder=tmp_path / "offload"
+    )
+    assert set(model.hf_device_map.values()) == {"cpu", "disk"}, model.hf_device_map
+    inputs = _batch("Bert")
+    with torch.no_grad():
+        assert (hf(**inputs).logits - model(**inputs).logits).abs().max().item() <= ATOL

@@ -333,3 +333,16 @@ def test_auto_classes_pick_the_gpt2_classes(tmp_path):
         )
         want = hf.transformer(ids, attention_mask=mask).last_hidden_state
         assert _max_diff_on_tokens(want, base(ids, attention_mask=mask).last_hidden_state, mask) <= ATOL
+
+
+def test_auto_device_map_with_disk_offload(tmp_path):
+    hf, _ = _pair("GPT2LMHeadModel", n_layer=4)
+    hf.save_pretrained(tmp_path / "ckpt")
+    model = GPT2LMHeadModel.from_pretrained(
+        tmp_path / "ckpt", device_map="auto", max_memory={"cpu": 120_000}, offload_folder=tmp_path / "offload"
+    )
+    assert set(model.hf_device_map.values()) == {"cpu", "disk"}, model.hf_device_map
+    ids, mask = _batch("right")
+    with torch.no_grad():
+        want = hf(ids, attention_mask=mask).logits
+        assert _max_diff_on_tokens(want, model(ids, attention_mask=mask).logits, mask) <= ATOL
