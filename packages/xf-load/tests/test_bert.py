@@ -338,3 +338,39 @@ def test_auto_device_map_with_disk_offload(tmp_path):
     inputs = _batch("Bert")
     with torch.no_grad():
         assert (hf(**inputs).logits - model(**inputs).logits).abs().max().item() <= ATOL
+
+
+def test_bfloat16_load_matches_transformers_in_bfloat16(tmp_path):
+    hf, _ = _pair("Roberta", "ForMaskedLM")
+    hf.save_pretrained(tmp_path)
+    hf16 = transformers.RobertaForMaskedLM.from_pretrained(tmp_path, dtype=torch.bfloat16).eval()
+    xf16 = bert.RobertaForMaskedLM.from_pretrained(tmp_path, dtype=torch.bfloat16)
+    inputs = _batch("Roberta")
+    with torch.no_grad():
+        want, got = hf16(**inputs).logits, xf16(**inputs).logits
+    assert got.dtype == torch.bfloat16
+    assert (want.float() - got.float()).abs().max().item() <= 1e-2
+
+
+def test_a_new_head_on_a_masked_lm_checkpoint_is_initialised_by_the_table(tmp_path):
+    hf, _ = _pair("Bert", "ForMaskedLM")
+    hf.save_pretrained(tmp_path)
+    torch.manual_seed(0)
+    model, info = bert.BertForSequenceClassification.from_pretrained(
+        tmp_path, num_labels=5, output_loading_info=True
+    )
+    assert model.config.num_labels == 5 and model.classifier.weight.shape == (5, 32)
+    assert sorted(info["missing_keys"]) == [
+        "bert.pooler.dense.bias",
+        "bert.pooler.dense.weight",
+        "classifier.bias",
+        "classifier.weight",
+    ]
+    assert all(k.startswith("cls.predictions.") for k in info["unexpected_keys"])
+    assert torch.equal(model.classifier.bias, torch.zeros(5))
+    assert 0.005 < model.bert.pooler.dense.weight.std().item() < 0.04  # N(0, 0.02), not left empty
+    inputs = _batch("Bert")
+    with torch.no_grad():
+        want = hf.bert(**inputs).last_hidden_state
+        assert (model.bert(**inputs).last_hidden_state - want).abs().max().item() <= ATOL
+        assert torch.isfinite(model(**inputs).logits).all()

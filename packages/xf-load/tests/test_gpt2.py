@@ -346,3 +346,16 @@ def test_auto_device_map_with_disk_offload(tmp_path):
     with torch.no_grad():
         want = hf(ids, attention_mask=mask).logits
         assert _max_diff_on_tokens(want, model(ids, attention_mask=mask).logits, mask) <= ATOL
+
+
+def test_bfloat16_load_matches_transformers_in_bfloat16(tmp_path):
+    hf, _ = _pair("GPT2LMHeadModel")
+    hf.save_pretrained(tmp_path)
+    hf16 = transformers.GPT2LMHeadModel.from_pretrained(tmp_path, dtype=torch.bfloat16).eval()
+    xf16 = GPT2LMHeadModel.from_pretrained(tmp_path, dtype=torch.bfloat16)
+    assert xf16.dtype == torch.bfloat16
+    ids, mask = _batch("right")
+    with torch.no_grad():
+        want, got = hf16(ids, attention_mask=mask).logits, xf16(ids, attention_mask=mask).logits
+    assert got.dtype == torch.bfloat16
+    assert _max_diff_on_tokens(want.float(), got.float(), mask) <= 1e-2
