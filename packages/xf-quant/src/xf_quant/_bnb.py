@@ -18,11 +18,16 @@ BNB_MIN_VERSION = "0.45.0"
 _PURPOSE = "4-bit and 8-bit quantization"
 
 
+_checked: str | None = None
+
+
 def check_bnb() -> str:
     """The installed bitsandbytes version; raise when it is missing or older than :data:`BNB_MIN_VERSION`.
 
-    Looks at the distribution metadata only, so it costs nothing (no import).
+    Reads the distribution metadata only (no import). A passing check is remembered by :func:`import_bnb`,
+    which runs once per quantized tensor.
     """
+    global _checked
     version = installed_version("bitsandbytes")
     if version is None:
         raise MissingDependencyError(
@@ -30,6 +35,7 @@ def check_bnb() -> str:
         )
     if Version(version) < Version(BNB_MIN_VERSION):
         raise BitsAndBytesVersionError(version, f">={BNB_MIN_VERSION}")
+    _checked = version
     return version
 
 
@@ -42,7 +48,8 @@ def _import() -> ModuleType:
 
 def import_bnb() -> ModuleType:
     """``bitsandbytes``, imported once, after :func:`check_bnb`."""
-    check_bnb()
+    if _checked is None:
+        check_bnb()
     try:
         return _import()
     except ModuleNotFoundError as e:  # metadata present but the module is not importable

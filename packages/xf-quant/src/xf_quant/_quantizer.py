@@ -179,6 +179,8 @@ class BnbQuantizer(Quantizer):
     def create_quantized_param(
         self, model: nn.Module, tensor: torch.Tensor, name: str, device: torch.device
     ) -> None:
+        from torch import nn
+
         module_name, _, attr = name.rpartition(".")
         module = model.get_submodule(module_name)
         if not self.pre_quantized:
@@ -188,6 +190,8 @@ class BnbQuantizer(Quantizer):
             return
         if attr in module._buffers:  # a state tensor arrived: its placeholder is done
             del module._buffers[attr]
+        else:  # the packed weight: hold it off the meta device, so the loader never re-initialises it
+            module._parameters["weight"] = nn.Parameter(tensor, requires_grad=False)
         pending = self._pending.setdefault(module_name, {})
         pending[self._key_of_slot.get(attr, attr)] = tensor
         if len(pending) < len(self._expected):

