@@ -36,7 +36,7 @@ from xf_load.masks import causal_mask
 from xf_load.modeling_utils import PreTrainedModel
 from xf_load.outputs import BaseModelOutput, CausalLMOutput
 
-__all__ = ["GPT2Config", "GPT2LMHeadModel", "GPT2Model", "GPT2PreTrainedModel"]
+__all__ = ["Conv1D", "GPT2Config", "GPT2LMHeadModel", "GPT2Model", "GPT2PreTrainedModel"]
 
 # ---------------------------------------------------------------------------------------------- config
 
