@@ -186,6 +186,38 @@ def dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         json.dumps({"tokenizer_class": "RobertaTokenizer", "model_max_length": 48})
     )
     out["roberta"] = roberta
+
+    # SentencePiece models of no known family (no tokenizer_class): Unigram, and BPE with byte fallback.
+    import sentencepiece
+
+    for name, options in {
+        "spm_unigram": {
+            "model_type": "unigram",
+            "vocab_size": 300,
+            "character_coverage": 1.0,
+            "user_defined_symbols": ["<sep>", "[X]"],
+        },
+        "spm_bpe_generic": {
+            "model_type": "bpe",
+            "vocab_size": 500,
+            "character_coverage": 0.98,
+            "byte_fallback": True,
+        },
+    }.items():
+        target = root / name
+        target.mkdir()
+        sentencepiece.SentencePieceTrainer.train(
+            sentence_iterator=iter(CORPUS * 3),
+            model_prefix=str(target / "tokenizer"),
+            hard_vocab_limit=False,
+            minloglevel=2,
+            **options,
+        )
+        (target / "tokenizer.vocab").unlink()
+        (target / "tokenizer_config.json").write_text(
+            json.dumps({"pad_token": "<unk>", "model_max_length": 40})
+        )
+        out[name] = target
     return out
 
 

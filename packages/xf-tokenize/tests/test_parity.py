@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-NAMES = ["minilm", "minilm_vocab", "spm", "bpe", "roberta"]
+NAMES = ["minilm", "minilm_vocab", "spm", "bpe", "roberta", "spm_unigram", "spm_bpe_generic"]
 
 MODES = {
     "plain": {},
@@ -209,6 +209,8 @@ VARIANTS = [
     ("spm", {"legacy": True}),
     ("spm", {"add_prefix_space": False}),
     ("spm", {"add_bos_token": False, "add_eos_token": True}),
+    ("spm_unigram", {"legacy": False, "add_eos_token": True}),
+    ("spm_bpe_generic", {"legacy": False}),
 ]
 
 

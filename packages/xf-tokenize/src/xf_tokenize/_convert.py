@@ -5,6 +5,9 @@
 * ``vocab.json`` + ``merges.txt`` → byte-level BPE (GPT-2 / RoBERTa), ``add_prefix_space``.
 * ``tokenizer.model`` (SentencePiece BPE, Llama/Mistral) → BPE with byte fallback and a Metaspace
   pre-tokenizer; ``legacy`` and ``add_prefix_space`` choose the prepend scheme as transformers does.
+* ``tokenizer.model`` of no known family (Unigram or BPE) → a tokenizer that follows the model's own
+  normalizer spec (precompiled charsmap, whitespace handling, dummy prefix, user-defined pieces), as
+  transformers builds it for a plain ``TokenizersBackend``.
 
 The SentencePiece ``.model`` protobuf is read by a small wire-format parser below, so neither
 ``sentencepiece`` nor ``protobuf`` is needed at run time. Post-processors (special tokens around a sequence)
@@ -14,12 +17,13 @@ are set by the loader, which knows the special tokens.
 from __future__ import annotations
 
 import json
+import re
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tokenizers import AddedToken, Tokenizer, decoders, normalizers, pre_tokenizers
-from tokenizers.models import BPE, WordPiece
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, normalizers, pre_tokenizers
+from tokenizers.models import BPE, Unigram, WordPiece
 
 from xf_tokenize.errors import TokenizerFileError
 
@@ -30,6 +34,7 @@ __all__ = [
     "piece_tokens",
     "read_sentencepiece_model",
     "sentencepiece_bpe_tokenizer",
+    "sentencepiece_tokenizer",
     "wordpiece_tokenizer",
 ]
 
@@ -137,8 +142,13 @@ class SentencePieceModel:
     bos_id: int = 1
     eos_id: int = 2
     pad_id: int = -1
+    unk_piece: str = "<unk>"
+    bos_piece: str = "<s>"
+    eos_piece: str = "</s>"
     byte_fallback: bool = False
     add_dummy_prefix: bool = True
+    remove_extra_whitespaces: bool = True
+    escape_whitespaces: bool = True
     precompiled_charsmap: bytes = b""
 
     def piece(self, index: int) -> str | None:
@@ -199,6 +209,10 @@ def read_sentencepiece_model(path: Path) -> SentencePieceModel:
                 model.pieces.append((piece, score, kind))
             elif number == 2 and wire == 2:  # TrainerSpec
                 for n, w, v in _fields(value):
+                    if w == 2 and n in (45, 46, 47):
+                        setattr(
+                            model, {45: "unk_piece", 46: "bos_piece", 47: "eos_piece"}[n], v.decode("utf-8")
+                        )
                     if w != 0:
                         continue
                     if n == 3:
@@ -219,6 +233,10 @@ def read_sentencepiece_model(path: Path) -> SentencePieceModel:
                         model.precompiled_charsmap = bytes(v)
                     elif n == 3 and w == 0:
                         model.add_dummy_prefix = bool(v)
+                    elif n == 4 and w == 0:
+                        model.remove_extra_whitespaces = bool(v)
+                    elif n == 5 and w == 0:
+                        model.escape_whitespaces = bool(v)
     except (ValueError, IndexError, UnicodeDecodeError, struct.error) as e:
         raise _bad_file(
             path,
@@ -284,3 +302,67 @@ def piece_tokens(model: SentencePieceModel) -> list[AddedToken]:
         for piece, _, kind in model.pieces
         if kind in (CONTROL, USER_DEFINED)
     ]
+
+
+def sentencepiece_tokenizer(model: SentencePieceModel, *, path: Path, legacy: bool = True) -> Tokenizer:
+    """Any SentencePiece model (Unigram or BPE) following its own normalizer and trainer specs."""
+    user_defined = [piece for piece, _, kind in model.pieces if kind == USER_DEFINED]
+    if model.model_type == SPM_BPE:
+        vocab = {piece: i for i, (piece, _, _) in enumerate(model.pieces)}
+        normal = {piece: (score, i) for i, (piece, score, kind) in enumerate(model.pieces) if kind == NORMAL}
+        ranked = sorted(
+            (-score, i, token[:cut], token[cut:])
+            for token, (score, i) in normal.items()
+            for cut in range(1, len(token))
+            if token[:cut] in normal and token[cut:] in normal
+        )
+        tokenizer = Tokenizer(
+            BPE(
+                vocab=vocab,
+                merges=[(left, right) for _, _, left, right in ranked],
+                unk_token=model.unk_piece,
+                fuse_unk=True,
+                byte_fallback=model.byte_fallback,
+                dropout=None,
+                ignore_merges=bool(user_defined),
+            )
+        )
+    elif model.model_type == UNIGRAM:
+        vocab_scores = [(piece, score) for piece, score, _ in model.pieces]
+        tokenizer = Tokenizer(Unigram(vocab_scores, unk_id=model.unk_id, byte_fallback=model.byte_fallback))
+    else:
+        raise _bad_file(
+            path,
+            f"is a SentencePiece model of type {model.model_type} (word or char), which xf does not convert",
+            "provide a tokenizer.json for it",
+        )
+    steps = []
+    if model.precompiled_charsmap:
+        steps.append(normalizers.Precompiled(model.precompiled_charsmap))
+    if model.remove_extra_whitespaces:
+        steps += [normalizers.Replace(Regex(r"\A +| +\z"), ""), normalizers.Replace(Regex(" {2,}"), " ")]
+    if model.escape_whitespaces:
+        steps.append(normalizers.Replace(" ", "▁"))
+    if model.add_dummy_prefix and legacy:
+        steps.append(normalizers.Replace(Regex(r"\A▁"), "▁▁"))
+    tokenizer.normalizer = normalizers.Sequence(steps)
+    splitters = []
+    if model.add_dummy_prefix:
+        scheme = "always" if legacy else "first"
+        splitters.append(pre_tokenizers.Metaspace(replacement="▁", prepend_scheme=scheme, split=False))
+    if user_defined:
+        pattern = "|".join(re.escape(piece) for piece in sorted(user_defined, key=len, reverse=True))
+        splitters.append(pre_tokenizers.Split(Regex(pattern), behavior="isolated"))
+    if splitters:
+        tokenizer.pre_tokenizer = pre_tokenizers.Sequence(splitters)
+    steps = [decoders.Replace("▁", " ")]
+    if model.byte_fallback:
+        steps.append(decoders.ByteFallback())
+    if model.add_dummy_prefix:
+        steps += [decoders.Fuse(), decoders.Strip(content=" ", left=1)]
+    elif model.byte_fallback:
+        steps.append(decoders.Fuse())
+    tokenizer.decoder = decoders.Sequence(steps)
+    # transformers deep-copies this tokenizer through its JSON form, which re-parses the float scores (serde_json
+    # may move one by an ulp); do the same so Unigram scores, and so tie-breaks, are bit-identical.
+    return Tokenizer.from_str(tokenizer.to_str())

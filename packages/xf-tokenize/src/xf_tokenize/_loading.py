@@ -59,6 +59,12 @@ _ROBERTA = {
         "mask_token": "<mask>",
     },
 }
+# A SentencePiece model with no known family, as transformers' plain TokenizersBackend converts it.
+_SPM_GENERIC = {
+    "converter": "sentencepiece_generic",
+    "post": "template",
+    "model_input_names": _NO_TYPES,
+}
 _LLAMA = {
     "converter": "sentencepiece",
     "post": "template",
@@ -80,6 +86,7 @@ _CONVERTER_FILES = {
     "wordpiece": ("vocab.txt",),
     "byte_level_bpe": ("vocab.json", "merges.txt"),
     "sentencepiece": ("tokenizer.model",),
+    "sentencepiece_generic": ("tokenizer.model",),
 }
 _LOOKED_FOR = ["tokenizer.json", "vocab.txt", "vocab.json + merges.txt", "tokenizer.model"]
 # Keys of tokenizer_config.json that xf interprets; all others are kept as they are for save_pretrained.
@@ -143,6 +150,7 @@ def load_tokenizer(
     backend: Tokenizer
     converter: str | None = None
     piece_tokens: list[AddedToken] = []  # control/user-defined SentencePiece pieces
+    model_specials: dict[str, str] = {}  # bos/eos/unk named by a SentencePiece model
     if tokenizer_file is not None:
         try:
             backend = Tokenizer.from_file(str(tokenizer_file))
@@ -165,14 +173,16 @@ def load_tokenizer(
             raise NoTokenizerFilesError(where, _LOOKED_FOR)
         converter = family.get("converter") if family.get("converter") in available else available[0]
         if not family:
-            family = {"wordpiece": _BERT, "byte_level_bpe": _GPT2, "sentencepiece": _LLAMA}[converter]
-            family_name = {"wordpiece": "BertTokenizer", "byte_level_bpe": "GPT2Tokenizer"}.get(
-                converter, "LlamaTokenizer"
-            )
-        backend, piece_tokens = _convert_files(converter, files, config, family)
+            # No known family: BERT / GPT-2 defaults for vocab files; a SentencePiece model follows its own specs.
+            family_name = {"wordpiece": "BertTokenizer", "byte_level_bpe": "GPT2Tokenizer"}.get(converter)
+            family = FAMILIES[family_name] if family_name else _SPM_GENERIC
+            converter = family["converter"]
+        backend, piece_tokens, model_specials = _convert_files(converter, files, config, family)
 
     # Special tokens: family defaults < special_tokens_map.json < tokenizer_config.json < overrides.
     specials: dict[str, Any] = dict(family.get("specials", {}))
+    if converter is not None:
+        specials.update(model_specials)
     extras: list[Any] = []
     has_decoder = "added_tokens_decoder" in config
     map_file = find("special_tokens_map.json")
@@ -292,10 +302,11 @@ def _added_token(raw: Any) -> AddedToken:
 
 def _convert_files(
     converter: str, files: dict[str, Path | None], config: dict[str, Any], family: dict[str, Any]
-) -> tuple[Tokenizer, list[AddedToken]]:
+) -> tuple[Tokenizer, list[AddedToken], dict[str, str]]:
     """Build the backend from classic files; options come from the config (which keeps them for saving).
 
-    Also returns the SentencePiece control and user-defined pieces (empty for other formats).
+    Also returns the SentencePiece pieces that become extra special tokens, and the bos/eos/unk tokens a
+    SentencePiece model names (both empty for other formats).
     """
     if converter == "wordpiece":
         unk = config.get("unk_token", family.get("specials", {}).get("unk_token", "[UNK]"))
@@ -306,21 +317,31 @@ def _convert_files(
             strip_accents=config.get("strip_accents"),
             tokenize_chinese_chars=config.get("tokenize_chinese_chars", True),
         )
-        return backend, []
+        return backend, [], {}
     if converter == "byte_level_bpe":
         backend = _convert.byte_level_bpe_tokenizer(
             files["vocab.json"],  # type: ignore[arg-type]
             files["merges.txt"],  # type: ignore[arg-type]
             add_prefix_space=bool(config.get("add_prefix_space", False)),
         )
-        return backend, []
+        return backend, [], {}
     path = files["tokenizer.model"]
     assert path is not None
     model = _convert.read_sentencepiece_model(path)
-    backend = _convert.sentencepiece_bpe_tokenizer(
-        model,
-        path=path,
-        legacy=bool(config.get("legacy", False)),
-        add_prefix_space=config.get("add_prefix_space"),
-    )
-    return backend, _convert.piece_tokens(model)
+    if converter == "sentencepiece":
+        backend = _convert.sentencepiece_bpe_tokenizer(
+            model,
+            path=path,
+            legacy=bool(config.get("legacy", False)),
+            add_prefix_space=config.get("add_prefix_space"),
+        )
+        return backend, _convert.piece_tokens(model), {}
+    backend = _convert.sentencepiece_tokenizer(model, path=path, legacy=bool(config.get("legacy", True)))
+    named = {
+        "bos_token": model.bos_piece if model.bos_id >= 0 else None,
+        "eos_token": model.eos_piece if model.eos_id >= 0 else None,
+        "unk_token": model.unk_piece if model.unk_id >= 0 else None,
+    }
+    # User-defined pieces are split out by the pre-tokenizer, so only control pieces are special tokens.
+    controls = [t for t in _convert.piece_tokens(model) if t.special]
+    return backend, controls, {k: v for k, v in named.items() if v is not None}

@@ -43,7 +43,7 @@ VERY_LARGE_INTEGER = int(1e30)  # "no limit", as transformers writes it
 _LARGE_INTEGER = int(1e20)
 _PADDING = ("longest", "max_length", "do_not_pad")
 _TRUNCATION = ("longest_first", "only_first", "only_second", "do_not_truncate")
-_DEFAULT_INPUT_NAMES = ("input_ids", "token_type_ids", "attention_mask")
+_DEFAULT_INPUT_NAMES = ("input_ids", "attention_mask")
 
 Padding = bool | Literal["longest", "max_length", "do_not_pad"]
 Truncation = bool | Literal["longest_first", "only_first", "only_second", "do_not_truncate"] | None
@@ -142,6 +142,7 @@ class PreTrainedTokenizerFast:
         self._add_bos_token = bool(add_bos_token)
         self._add_eos_token = bool(add_eos_token)
         self._pad_token_type_id = 0
+        self._warned_bpe_cleanup = False
 
         self._tokenizer.no_truncation()
         self._tokenizer.no_padding()
@@ -805,9 +806,12 @@ class PreTrainedTokenizerFast:
             return text
         if type(self._tokenizer.model).__name__ == "BPE":
             # The clean-up rules are written for WordPiece output; on BPE they delete real spaces.
-            logger.warning(
-                "ignoring clean_up_tokenization_spaces=True for a BPE tokenizer (it would corrupt text)"
-            )
+            if not self._warned_bpe_cleanup:
+                self._warned_bpe_cleanup = True
+                logger.warning(
+                    "ignoring clean_up_tokenization_spaces=True for a BPE tokenizer: the clean-up rules are "
+                    "for WordPiece output and would delete real spaces; pass clean_up_tokenization_spaces=False"
+                )
             return text
         return clean_up_tokenization(text)
 
