@@ -179,3 +179,27 @@ def test_generation_config_from_its_file_or_from_the_model_config(save_hf, tmp_p
     model.save_pretrained(tmp_path)
     assert LlamaForCausalLM.from_pretrained(tmp_path).generation_config.max_new_tokens == 7
     assert LlamaModel.from_pretrained(path).generation_config is None  # a base model does not generate
+
+
+def test_loads_from_the_hugging_face_cache_offline(save_hf, tmp_path, batch):
+    from xf_core.testing import make_hf_cache, patch_env
+
+    path = save_hf("LlamaForCausalLM", save_kwargs={"max_shard_size": "40KB"})
+    files = {p.name: p.read_bytes() for p in path.iterdir()}
+    cache = tmp_path / "hub"
+    make_hf_cache(cache, "org/tiny-llama", files, revision="v1")
+    with patch_env(HF_HUB_OFFLINE="1"):
+        model = xf_load.AutoModelForCausalLM.from_pretrained("org/tiny-llama", cache_dir=cache, revision="v1")
+        with pytest.raises(FileNotFoundError, match="not in the Hugging Face cache"):
+            xf_load.AutoModelForCausalLM.from_pretrained("org/tiny-llama", cache_dir=cache, revision="v2")
+    torch.testing.assert_close(_logits(model, batch), _logits(LlamaForCausalLM.from_pretrained(path), batch))
+
+
+def test_unknown_keyword_is_an_error_and_torch_dtype_is_accepted(save_hf):
+    from xf_core.errors import XfConfigError
+
+    path = save_hf("LlamaForCausalLM")
+    with pytest.raises(XfConfigError, match="unexpected keyword argument.*hiden_size"):
+        LlamaForCausalLM.from_pretrained(path, hiden_size=32)
+    model = LlamaForCausalLM.from_pretrained(path, torch_dtype=torch.bfloat16, low_cpu_mem_usage=True)
+    assert model.dtype == torch.bfloat16

@@ -100,6 +100,10 @@ def load_pretrained(
         "local_files_only": local_files_only,
         "token": token,
     }
+    config_overrides = dict(config_overrides)
+    if "torch_dtype" in config_overrides:  # transformers' older name of the dtype argument
+        legacy = config_overrides.pop("torch_dtype")
+        dtype = legacy if dtype == "auto" else dtype
     config = _resolve_config(cls, path, config, config_overrides, hub)
     if attn_implementation is not None:
         config.attn_implementation = attn_implementation
@@ -188,6 +192,30 @@ def load_pretrained(
     return model
 
 
+# transformers arguments that have nothing to do here (xf always loads with low memory, runs no remote code).
+_IGNORED_KWARGS = (
+    "low_cpu_mem_usage",
+    "trust_remote_code",
+    "_fast_init",
+    "resume_download",
+    "force_download",
+)
+
+
+def _check_overrides(config_class: type[PretrainedConfig], overrides: dict[str, Any]) -> None:
+    for name in _IGNORED_KWARGS:
+        if name in overrides:
+            logger.info("from_pretrained: ignoring %s=%r", name, overrides.pop(name))
+    known = set(config_class._field_names()) | set(config_class.aliases) | {"num_labels", "torch_dtype"}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise XfConfigError(
+            f"from_pretrained got unexpected keyword argument(s) {', '.join(unknown)}: they are neither loading "
+            f"options nor fields of {config_class.__name__}; check the spelling.",
+            key=unknown[0],
+        )
+
+
 def _resolve_config(
     cls: type,
     path: str | os.PathLike[str],
@@ -195,6 +223,7 @@ def _resolve_config(
     overrides: dict[str, Any],
     hub: dict[str, Any],
 ) -> PretrainedConfig:
+    _check_overrides(cls.config_class, overrides)
     if config is None:
         return cls.config_class.from_pretrained(path, **hub, **overrides)
     if isinstance(config, str | os.PathLike):

@@ -329,8 +329,10 @@ def resolve_config_file(
     token: str | bool | None = None,
 ) -> Path:
     """The local path of ``config.json``; a missing file says that the config file is what is missing."""
+    from xf_core import is_local_path
     from xf_core.errors import XfFileNotFoundError
 
+    local = is_local_path(path_or_repo_id)
     path = resolve_file(
         path_or_repo_id,
         CONFIG_NAME,
@@ -339,7 +341,7 @@ def resolve_config_file(
         cache_dir=cache_dir,
         local_files_only=local_files_only,
         token=token,
-        missing_ok=True,
+        missing_ok=local,  # for a Hub repo the resolver's own message says why (offline, no such repo, ...)
     )
     if path is None:
         where = f"{path_or_repo_id}/{subfolder}" if subfolder else str(path_or_repo_id)
