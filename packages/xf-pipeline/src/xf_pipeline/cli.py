@@ -75,11 +75,32 @@ def setup(parser: argparse.ArgumentParser) -> Any:
         help="a task parameter, e.g. --param top_k=3 --param aggregation_strategy=simple (repeatable)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    _allow_options_between_inputs(parser)
 
     def run(args: argparse.Namespace) -> int:
         return _run(args, sys.stdin, sys.stdout, sys.stderr)
 
     return run
+
+
+def _allow_options_between_inputs(parser: argparse.ArgumentParser) -> None:
+    """Let ``xf pipeline ner --model M "text"`` work: plain argparse binds TASK and the (empty) INPUT list
+    together and then rejects "text". The ``xf`` command parses subcommands with ``parse_known_args``; here
+    that becomes argparse's intermixed parsing, which collects positionals around options."""
+    plain = parser.parse_known_args
+    busy = False
+
+    def parse_known_args(args: Any = None, namespace: Any = None) -> Any:
+        nonlocal busy
+        if busy:  # parse_known_intermixed_args calls back into parse_known_args
+            return plain(args, namespace)
+        busy = True
+        try:
+            return parser.parse_known_intermixed_args(args, namespace)
+        finally:
+            busy = False
+
+    parser.parse_known_args = parse_known_args  # type: ignore[method-assign]
 
 
 def _fail(stderr: TextIO, message: str, code: int = 2) -> int:

