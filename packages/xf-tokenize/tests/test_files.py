@@ -175,3 +175,30 @@ def test_tokenizer_json_is_honoured_as_written(dirs, tmp_path):
     # Without tokenizer.json the same key drives the conversion.
     (target / "tokenizer.json").unlink()
     assert AutoTokenizer.from_pretrained(target).tokenize("HELLO") != ["hello"]
+
+
+def test_model_specific_named_tokens(dirs, tmp_path):
+    from transformers import AutoTokenizer as HFAutoTokenizer
+
+    target = tmp_path / "tok"
+    shutil.copytree(dirs["minilm"], target)
+    config = json.loads((target / "tokenizer_config.json").read_text())
+    config["image_token"] = "<image>"
+    config["extra_special_tokens"] = {"audio_token": "<audio>"}
+    (target / "tokenizer_config.json").write_text(json.dumps(config))
+    xf, hf = AutoTokenizer.from_pretrained(target), HFAutoTokenizer.from_pretrained(target)
+    assert xf.image_token == hf.image_token == "<image>"
+    assert xf.image_token_id == hf.image_token_id == 30522
+    assert xf.audio_token_id == hf.audio_token_id
+    assert xf.special_tokens_map == hf.special_tokens_map
+    assert xf.all_special_tokens == hf.all_special_tokens
+    text = "look <image> and <audio> here"
+    assert xf(text)["input_ids"] == hf(text)["input_ids"]
+    assert xf.decode(xf(text)["input_ids"], skip_special_tokens=True) == "look and here"
+    with pytest.raises(AttributeError, match="no attribute 'video_token'"):
+        _ = xf.video_token
+    xf.save_pretrained(tmp_path / "saved")
+    again = AutoTokenizer.from_pretrained(tmp_path / "saved")
+    assert again.image_token == "<image>" and again.audio_token_id == xf.audio_token_id
+    xf.pad_token_id = 103
+    assert xf.pad_token == "[MASK]"

@@ -188,17 +188,20 @@ def load_tokenizer(
     map_file = find("special_tokens_map.json")
     if map_file is not None and not has_decoder:
         for key, value in _read_json(map_file, "the special tokens").items():
-            if key in SPECIAL_TOKENS_ATTRIBUTES and key not in overrides:
+            if _is_named_token(key, value) and key not in overrides:
                 config[key] = value
             elif key in ("additional_special_tokens", "extra_special_tokens") and isinstance(value, list):
                 extras.extend(value)
     for key in SPECIAL_TOKENS_ATTRIBUTES:
         if key in config:
             specials[key] = config.pop(key)
+    # Other named tokens (image_token, ...) become attributes, as in transformers.
+    model_specific = {key: config.pop(key) for key in list(config) if _is_named_token(key, config[key])}
     for key in ("additional_special_tokens", "extra_special_tokens"):
         value = config.pop(key, None)
         if isinstance(value, dict):
-            value = list(value.values())
+            model_specific.update(value)
+            continue
         for tok in value or []:
             if str(_special_token(tok, key=key)) not in {str(_special_token(t, key=key)) for t in extras}:
                 extras.append(tok)
@@ -262,6 +265,7 @@ def load_tokenizer(
         backend,
         **{k: _special_token(v, key=k) for k, v in specials.items()},
         extra_special_tokens=[_special_token(t, key="extra_special_tokens") for t in extras],
+        model_specific_special_tokens={k: _special_token(v, key=k) for k, v in model_specific.items()},
         chat_template=chat_template,
         add_bos_token=add_bos,
         add_eos_token=add_eos,
@@ -287,6 +291,13 @@ def load_tokenizer(
             special_tokens=[(str(cls_token), cls_id), (str(sep_token), sep_id)],
         )
     return tokenizer
+
+
+def _is_named_token(key: str, value: Any) -> bool:
+    """A ``*_token`` config key holding a token (``add_bos_token: true`` is a flag, not a token)."""
+    if not key.endswith("_token") or key in ("extra_special_tokens", "additional_special_tokens"):
+        return False
+    return isinstance(value, (str, AddedToken)) or (isinstance(value, dict) and "content" in value)
 
 
 def _added_token(raw: Any) -> AddedToken:

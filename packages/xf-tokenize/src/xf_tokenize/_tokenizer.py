@@ -80,6 +80,23 @@ def _check_text(text: Any, name: str) -> None:
         )
 
 
+def _token_property(key: str) -> property:
+    return property(
+        lambda self: self._get_special(key),
+        lambda self, value: self._set_special(key, value),
+        doc=f"The {key.replace('_', ' ')} as a string (None when unset); assigning adds it to the vocabulary.",
+    )
+
+
+def _id_property(key: str) -> property:
+    def set_id(self: PreTrainedTokenizerFast, index: int | None) -> None:
+        self._set_special(key, None if index is None else self._tokenizer.id_to_token(index))
+
+    return property(
+        lambda self: self._get_special_id(key), set_id, doc=f"The id of the {key.replace('_', ' ')}."
+    )
+
+
 class PreTrainedTokenizerFast:
     """A tokenizer with the transformers API; ``backend_tokenizer`` is the Rust ``tokenizers.Tokenizer``.
 
@@ -102,6 +119,7 @@ class PreTrainedTokenizerFast:
         cls_token: Token | None = None,
         mask_token: Token | None = None,
         extra_special_tokens: Sequence[Token] | None = None,
+        model_specific_special_tokens: Mapping[str, Token] | None = None,
         model_max_length: int | None = None,
         padding_side: Literal["left", "right"] = "right",
         truncation_side: Literal["left", "right"] = "right",
@@ -121,6 +139,10 @@ class PreTrainedTokenizerFast:
             SPECIAL_TOKENS_ATTRIBUTES,
             (bos_token, eos_token, unk_token, sep_token, pad_token, cls_token, mask_token),
         ):
+            self._special_tokens_map[key] = _special_token(value, key=key)
+        for key, value in (model_specific_special_tokens or {}).items():
+            if not key.endswith("_token") or key in ("extra_special_tokens", "additional_special_tokens"):
+                raise ValueError(f"model-specific special token names end with '_token', got {key!r}")
             self._special_tokens_map[key] = _special_token(value, key=key)
         self._extra_special_tokens: list[Token] = [
             _special_token(t, key="extra_special_tokens") for t in (extra_special_tokens or [])
@@ -179,34 +201,28 @@ class PreTrainedTokenizerFast:
         token = self._get_special(key)
         return None if token is None else self.convert_tokens_to_ids(token)
 
-    bos_token = property(
-        lambda self: self._get_special("bos_token"), lambda s, v: s._set_special("bos_token", v)
-    )
-    eos_token = property(
-        lambda self: self._get_special("eos_token"), lambda s, v: s._set_special("eos_token", v)
-    )
-    unk_token = property(
-        lambda self: self._get_special("unk_token"), lambda s, v: s._set_special("unk_token", v)
-    )
-    sep_token = property(
-        lambda self: self._get_special("sep_token"), lambda s, v: s._set_special("sep_token", v)
-    )
-    pad_token = property(
-        lambda self: self._get_special("pad_token"), lambda s, v: s._set_special("pad_token", v)
-    )
-    cls_token = property(
-        lambda self: self._get_special("cls_token"), lambda s, v: s._set_special("cls_token", v)
-    )
-    mask_token = property(
-        lambda self: self._get_special("mask_token"), lambda s, v: s._set_special("mask_token", v)
-    )
-    bos_token_id = property(lambda self: self._get_special_id("bos_token"))
-    eos_token_id = property(lambda self: self._get_special_id("eos_token"))
-    unk_token_id = property(lambda self: self._get_special_id("unk_token"))
-    sep_token_id = property(lambda self: self._get_special_id("sep_token"))
-    pad_token_id = property(lambda self: self._get_special_id("pad_token"))
-    cls_token_id = property(lambda self: self._get_special_id("cls_token"))
-    mask_token_id = property(lambda self: self._get_special_id("mask_token"))
+    bos_token = _token_property("bos_token")
+    eos_token = _token_property("eos_token")
+    unk_token = _token_property("unk_token")
+    sep_token = _token_property("sep_token")
+    pad_token = _token_property("pad_token")
+    cls_token = _token_property("cls_token")
+    mask_token = _token_property("mask_token")
+    bos_token_id = _id_property("bos_token")
+    eos_token_id = _id_property("eos_token")
+    unk_token_id = _id_property("unk_token")
+    sep_token_id = _id_property("sep_token")
+    pad_token_id = _id_property("pad_token")
+    cls_token_id = _id_property("cls_token")
+    mask_token_id = _id_property("mask_token")
+
+    def __getattr__(self, name: str) -> Any:
+        # Model-specific named tokens (``image_token`` and ``image_token_id``), read from tokenizer_config.json.
+        named = self.__dict__.get("_special_tokens_map", {})
+        key = name.removesuffix("_id")
+        if key not in SPECIAL_TOKENS_ATTRIBUTES and key in named:
+            return self._get_special_id(key) if name.endswith("_id") else self._get_special(key)
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
     @property
     def pad_token_type_id(self) -> int:
