@@ -374,3 +374,11 @@ def test_a_new_head_on_a_masked_lm_checkpoint_is_initialised_by_the_table(tmp_pa
         want = hf.bert(**inputs).last_hidden_state
         assert (model.bert(**inputs).last_hidden_state - want).abs().max().item() <= ATOL
         assert torch.isfinite(model(**inputs).logits).all()
+
+
+def test_the_family_modules_never_import_transformers():
+    from xf_core.testing import imported_modules
+
+    modules = imported_modules("import xf_load.models.bert, xf_load.models.gpt2")
+    assert "torch" in modules
+    assert not any(m == "transformers" or m.startswith("transformers.") for m in modules)
