@@ -203,3 +203,13 @@ def test_unknown_keyword_is_an_error_and_torch_dtype_is_accepted(save_hf):
         LlamaForCausalLM.from_pretrained(path, hiden_size=32)
     model = LlamaForCausalLM.from_pretrained(path, torch_dtype=torch.bfloat16, low_cpu_mem_usage=True)
     assert model.dtype == torch.bfloat16
+
+
+def test_auto_model_passes_config_overrides_and_rejects_typos(save_hf):
+    path = save_hf("LlamaForCausalLM")
+    model = xf_load.AutoModelForCausalLM.from_pretrained(path, rms_norm_eps=1e-3)
+    assert model.config.rms_norm_eps == 1e-3 and model.model.norm.eps == 1e-3
+    with pytest.raises(ValueError, match="rms_norm_epz"):
+        xf_load.AutoModelForCausalLM.from_pretrained(path, rms_norm_epz=1e-3)
+    with pytest.raises(ValueError, match="no masked lm head"):
+        xf_load.AutoModelForMaskedLM.from_pretrained(path)

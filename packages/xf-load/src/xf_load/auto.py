@@ -171,7 +171,8 @@ class _AutoModel:
         token: str | bool | None = None,
         **kwargs: Any,
     ) -> Any:
-        """Read the config, choose the class, and call its ``from_pretrained`` with the same arguments."""
+        """Read the config, choose the class, and call its ``from_pretrained`` with the same arguments
+        (keyword arguments that are config fields override the file's values)."""
         hub = {
             "revision": revision,
             "subfolder": subfolder,
@@ -180,11 +181,7 @@ class _AutoModel:
             "token": token,
         }
         if config is None:
-            from xf_load.modeling_utils import PreTrainedModel
-
-            model_kwargs = set(PreTrainedModel.from_pretrained.__kwdefaults__ or {})
-            overrides = {k: kwargs.pop(k) for k in list(kwargs) if k not in model_kwargs}
-            config = AutoConfig.from_pretrained(pretrained_model_name_or_path, **hub, **overrides)
+            config = AutoConfig.from_pretrained(pretrained_model_name_or_path, **hub)
         return cls.model_class(config).from_pretrained(
             pretrained_model_name_or_path, config=config, **hub, **kwargs
         )
