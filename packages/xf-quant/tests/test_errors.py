@@ -75,3 +75,29 @@ def test_prequantized_checkpoint_missing_a_state_tensor(llama, tmp_path):
     ) as info:
         AutoModelForCausalLM.from_pretrained(tmp_path)
     assert info.value.key == "model.layers.1.mlp.up_proj.weight.absmax"
+
+
+def test_fp32_cpu_offload_keeps_disk_modules_unquantized(llama, tmp_path):
+    import torch
+    from torch import nn
+
+    from xf_quant import is_bnb_module
+
+    device_map = {
+        "model.embed_tokens": "cpu",
+        "model.rotary_emb": "cpu",
+        "model.layers.0": "cpu",
+        "model.layers.1": "disk",
+        "model.norm": "cpu",
+        "lm_head": "cpu",
+    }
+    config = BitsAndBytesConfig(load_in_4bit=True, llm_int8_enable_fp32_cpu_offload=True)
+    model = AutoModelForCausalLM.from_pretrained(
+        llama, quantization_config=config, device_map=device_map, offload_folder=tmp_path
+    )
+    assert is_bnb_module(model.model.layers[0].mlp.up_proj)
+    assert type(model.model.layers[1].mlp.up_proj) is nn.Linear
+    ids = torch.arange(12).view(1, 12)
+    with torch.no_grad():
+        want, got = AutoModelForCausalLM.from_pretrained(llama)(ids).logits, model(ids).logits
+    assert ((got - want).norm() / want.norm()).item() < 0.25
