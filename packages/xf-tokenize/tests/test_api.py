@@ -135,3 +135,19 @@ def test_pipeline_parts_usable_alone(pair_of):
 def test_auto_tokenizer_is_not_instantiated():
     with pytest.raises(TypeError, match="from_pretrained"):
         AutoTokenizer()
+
+
+def test_direct_construction(dirs, tmp_path):
+    from tokenizers import Tokenizer
+
+    path = dirs["minilm"] / "tokenizer.json"
+    tok = PreTrainedTokenizerFast(
+        tokenizer_file=path, cls_token="[CLS]", pad_token="[PAD]", model_max_length=8
+    )
+    assert tok("hello world", padding="max_length")["input_ids"] == [101, 7592, 2088, 102, 0, 0, 0, 0]
+    same = PreTrainedTokenizerFast(Tokenizer.from_file(str(path)), pad_token="[PAD]")
+    assert same.encode("hello") == [101, 7592, 102] and same.model_max_length > 10**20
+    with pytest.raises(TypeError, match="exactly one"):
+        PreTrainedTokenizerFast()
+    with pytest.raises(FileNotFoundError, match="no tokenizer file"):
+        PreTrainedTokenizerFast(tokenizer_file=tmp_path / "nope.json")

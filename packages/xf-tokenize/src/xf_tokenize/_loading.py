@@ -15,13 +15,13 @@ from typing import Any
 
 from tokenizers import AddedToken, Tokenizer, processors
 
-from xf_core import resolve_file
+from xf_core import XfFileNotFoundError, resolve_file
 from xf_core.logging import get_logger
 from xf_tokenize import _convert
 from xf_tokenize._tokenizer import SPECIAL_TOKENS_ATTRIBUTES, PreTrainedTokenizerFast, _special_token
 from xf_tokenize.errors import NoTokenizerFilesError, TokenizerFileError
 
-__all__ = ["FAMILIES", "load_tokenizer"]
+__all__ = ["FAMILIES", "load_tokenizer", "read_tokenizer_file"]
 
 logger = get_logger(__name__)
 
@@ -111,6 +111,23 @@ def _read_json(path: Path, what: str) -> Any:
         ) from e
 
 
+def read_tokenizer_file(path: Path) -> Tokenizer:
+    """A ``tokenizers.Tokenizer`` from ``tokenizer.json``, with an error naming the file when it is bad."""
+    try:
+        return Tokenizer.from_file(str(path))
+    except Exception as e:
+        if not path.is_file():
+            raise XfFileNotFoundError(
+                f"no tokenizer file at {path}", path=str(path), filename=path.name
+            ) from e
+        _read_json(path, "a `tokenizers` serialization")  # bad JSON: say so plainly
+        raise TokenizerFileError(
+            f"{path} is not a valid `tokenizers` file ({e}); re-download it or save the tokenizer again with "
+            "`save_pretrained`.",
+            file=str(path),
+        ) from e
+
+
 def load_tokenizer(
     path_or_repo_id: str | os.PathLike[str],
     *,
@@ -152,15 +169,7 @@ def load_tokenizer(
     piece_tokens: list[AddedToken] = []  # control/user-defined SentencePiece pieces
     model_specials: dict[str, str] = {}  # bos/eos/unk named by a SentencePiece model
     if tokenizer_file is not None:
-        try:
-            backend = Tokenizer.from_file(str(tokenizer_file))
-        except Exception as e:
-            _read_json(tokenizer_file, "a `tokenizers` serialization")  # bad JSON: say so plainly
-            raise TokenizerFileError(
-                f"{tokenizer_file} is not a valid `tokenizers` file ({e}); re-download it or save the tokenizer "
-                "again with `save_pretrained`.",
-                file=str(tokenizer_file),
-            ) from e
+        backend = read_tokenizer_file(tokenizer_file)
         # transformers ignores these when tokenizer.json is there: its post-processor is authoritative.
         for key in ("add_bos_token", "add_eos_token"):
             if key not in overrides:

@@ -109,8 +109,9 @@ class PreTrainedTokenizerFast:
 
     def __init__(
         self,
-        tokenizer_object: Tokenizer,
+        tokenizer_object: Tokenizer | None = None,
         *,
+        tokenizer_file: str | os.PathLike[str] | None = None,
         bos_token: Token | None = None,
         eos_token: Token | None = None,
         unk_token: Token | None = None,
@@ -133,6 +134,12 @@ class PreTrainedTokenizerFast:
         name_or_path: str = "",
         init_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
+        if (tokenizer_object is None) == (tokenizer_file is None):
+            raise TypeError("pass exactly one of tokenizer_object (a tokenizers.Tokenizer) or tokenizer_file")
+        if tokenizer_object is None:
+            from xf_tokenize._loading import read_tokenizer_file
+
+            tokenizer_object = read_tokenizer_file(Path(tokenizer_file))  # type: ignore[arg-type]
         self._tokenizer = tokenizer_object
         self._special_tokens_map: dict[str, Token | None] = {}
         for key, value in zip(
