@@ -382,3 +382,11 @@ def test_the_family_modules_never_import_transformers():
     modules = imported_modules("import xf_load.models.bert, xf_load.models.gpt2")
     assert "torch" in modules
     assert not any(m == "transformers" or m.startswith("transformers.") for m in modules)
+
+
+@pytest.mark.parametrize(("family", "longest"), [("Bert", 64), ("Roberta", 62)])
+def test_too_long_input_names_max_position_embeddings(family, longest):
+    _, xf = _pair(family, "Model")
+    assert xf(torch.full((1, longest), 5)).last_hidden_state.shape == (1, longest, 32)
+    with pytest.raises(ValueError, match=f"max_position_embeddings=64; truncate inputs to {longest} tokens"):
+        xf(torch.full((1, longest + 1), 5))

@@ -359,3 +359,12 @@ def test_bfloat16_load_matches_transformers_in_bfloat16(tmp_path):
         want, got = hf16(ids, attention_mask=mask).logits, xf16(ids, attention_mask=mask).logits
     assert got.dtype == torch.bfloat16
     assert _max_diff_on_tokens(want.float(), got.float(), mask) <= 1e-2
+
+
+def test_too_long_input_names_n_positions():
+    _, xf = _pair("GPT2LMHeadModel")
+    with pytest.raises(ValueError, match="n_positions=64"):
+        xf(torch.zeros(1, 65, dtype=torch.long))
+    out = xf(torch.zeros(1, 60, dtype=torch.long), use_cache=True)
+    with pytest.raises(ValueError, match=r"65 positions \(60 cached \+ 5 new\)"):
+        xf(torch.zeros(1, 5, dtype=torch.long), past_key_values=out.past_key_values)

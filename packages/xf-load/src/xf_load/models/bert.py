@@ -159,6 +159,7 @@ class BertEmbeddings(nn.Module):
         super().__init__()
         self.positions_from_padding = config.positions_from_padding
         self.pad_token_id = config.pad_token_id
+        self.max_positions = config.max_position_embeddings
         position_padding = config.pad_token_id if config.positions_from_padding else None
         self.word_embeddings = nn.Embedding(
             config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id
@@ -181,6 +182,13 @@ class BertEmbeddings(nn.Module):
             inputs_embeds = self.word_embeddings(input_ids)
         B, T = inputs_embeds.shape[:2]
         if position_ids is None:
+            first = self.pad_token_id + 1 if self.positions_from_padding else 0
+            if first + T > self.max_positions:
+                raise XfValueError(
+                    f"a sequence of {T} tokens needs {first + T} position embeddings but the model has "
+                    f"max_position_embeddings={self.max_positions}; truncate inputs to {self.max_positions - first} "
+                    "tokens (tokenizer(..., truncation=True))."
+                )
             position_ids = self.position_ids(input_ids, B, T, inputs_embeds.device)
         if token_type_ids is None:
             token_type_ids = torch.zeros(B, T, dtype=torch.long, device=inputs_embeds.device)

@@ -268,6 +268,12 @@ class GPT2Model(GPT2PreTrainedModel):
             past_key_values = DynamicCache()
         past_len = past_key_values.get_seq_length() if past_key_values is not None else 0
         if cache_position is None:
+            if position_ids is None and past_len + T > self.config.n_positions:
+                raise XfValueError(
+                    f"{past_len + T} positions ({past_len} cached + {T} new) exceed GPT-2's n_positions="
+                    f"{self.config.n_positions} learned position embeddings; truncate the input to "
+                    f"{self.config.n_positions} tokens."
+                )
             cache_position = torch.arange(past_len, past_len + T, device=inputs_embeds.device)
         if position_ids is None:
             position_ids = cache_position.unsqueeze(0)
