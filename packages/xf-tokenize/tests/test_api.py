@@ -151,3 +151,13 @@ def test_direct_construction(dirs, tmp_path):
         PreTrainedTokenizerFast()
     with pytest.raises(FileNotFoundError, match="no tokenizer file"):
         PreTrainedTokenizerFast(tokenizer_file=tmp_path / "nope.json")
+
+
+def test_tokenizer_pickles_and_copies(dirs):
+    import copy
+
+    tok = AutoTokenizer.from_pretrained(dirs["spm"], image_token="<unk>")
+    for clone in (pickle.loads(pickle.dumps(tok)), copy.deepcopy(tok)):
+        assert clone.encode("hello there") == tok.encode("hello there") == [1, 6312, 28709, 736]
+        assert clone.image_token_id == 0 and clone.add_bos_token
+        assert clone.special_tokens_map == tok.special_tokens_map
