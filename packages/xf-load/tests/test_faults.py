@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from xf_core.errors import XfConfigError, XfError
 from xf_load.errors import CheckpointError, CheckpointNotFoundError
@@ -77,6 +78,9 @@ def test_dtype_string_that_is_not_a_dtype(save_hf):
     assert isinstance(e.value, ValueError)
     with pytest.raises(XfConfigError, match="device_map"):
         LlamaForCausalLM.from_pretrained(path, device_map="everywhere")
+    if not torch.cuda.is_available():
+        with pytest.raises(XfConfigError, match="no CUDA device"):
+            LlamaForCausalLM.from_pretrained(path, device_map="cuda:0")
 
 
 def test_no_weights_at_all(save_hf):

@@ -325,9 +325,15 @@ def _device_str(device: Any) -> str:
     if text == "disk":
         return text
     try:
-        return str(torch.device(text))
+        parsed = torch.device(text)
     except RuntimeError as e:
         raise XfConfigError(f"device_map value {device!r} is not a device: {e}", key="device_map") from e
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise XfConfigError(
+            f"device_map asks for {text} but torch sees no CUDA device; use device_map='cpu' (or 'auto').",
+            key="device_map",
+        )
+    return str(parsed)
 
 
 def _device_plan(
