@@ -193,3 +193,17 @@ def test_feature_extraction_on_the_real_minilm_matches_transformers(minilm_dir):
     hf = transformers.pipeline("feature-extraction", model=str(minilm_dir))
     texts = ["A man is eating food.", "Transformers, but lean and fast: xf!"]
     assert_same(xf(texts, batch_size=2), hf(texts), tol=1e-4)
+
+
+def test_text_generation_stop_sequence_and_several_returns(tiny_gpt2):
+    xf, hf = pipes("text-generation", tiny_gpt2)
+    prompt = "Once upon a time"
+    full = xf(prompt, max_new_tokens=8, do_sample=False, return_full_text=False)[0]["generated_text"]
+    tokens = xf.tokenizer(full, add_special_tokens=False)["input_ids"]
+    stop = xf.tokenizer.decode(tokens[2:4])  # a two-token string from the middle of the continuation
+    kwargs = {"max_new_tokens": 8, "do_sample": False, "return_full_text": False, "stop_sequence": stop}
+    got = xf(prompt, **kwargs)[0]["generated_text"]
+    assert got.endswith(stop) and got == full[: full.index(stop) + len(stop)]
+    assert_same(xf(prompt, **kwargs), hf(prompt, **kwargs))
+    beams = {"max_new_tokens": 4, "num_beams": 3, "num_return_sequences": 2, "do_sample": False}
+    assert_same(xf([prompt, "Hello"], batch_size=2, **beams), hf([prompt, "Hello"], **beams))
