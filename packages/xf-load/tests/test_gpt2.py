@@ -361,10 +361,13 @@ def test_bfloat16_load_matches_transformers_in_bfloat16(tmp_path):
     assert _max_diff_on_tokens(want.float(), got.float(), mask) <= 1e-2
 
 
-def test_too_long_input_names_n_positions():
+def test_too_long_inputs_and_legacy_caches_raise_errors_that_say_what_to_do():
     _, xf = _pair("GPT2LMHeadModel")
     with pytest.raises(ValueError, match="n_positions=64"):
         xf(torch.zeros(1, 65, dtype=torch.long))
     out = xf(torch.zeros(1, 60, dtype=torch.long), use_cache=True)
     with pytest.raises(ValueError, match=r"65 positions \(60 cached \+ 5 new\)"):
         xf(torch.zeros(1, 5, dtype=torch.long), past_key_values=out.past_key_values)
+    legacy = tuple((k, v) for k, v in zip(out.past_key_values.keys, out.past_key_values.values, strict=True))
+    with pytest.raises(ValueError, match="past_key_values is a tuple; pass an xf_load.cache.Cache"):
+        xf(torch.zeros(1, 1, dtype=torch.long), past_key_values=legacy)

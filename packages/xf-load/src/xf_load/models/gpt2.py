@@ -264,6 +264,11 @@ class GPT2Model(GPT2PreTrainedModel):
             use_cache = self.config.use_cache
         if self.gradient_checkpointing and self.training:
             use_cache = False  # a recomputed block would write its keys and values twice
+        if past_key_values is not None and not isinstance(past_key_values, Cache):
+            raise XfValueError(
+                f"past_key_values is a {type(past_key_values).__name__}; pass an xf_load.cache.Cache (the "
+                "past_key_values of an earlier output, or a DynamicCache()), not transformers' legacy tuples."
+            )
         if use_cache and past_key_values is None:
             past_key_values = DynamicCache()
         past_len = past_key_values.get_seq_length() if past_key_values is not None else 0
