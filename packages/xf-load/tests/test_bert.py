@@ -390,3 +390,16 @@ def test_too_long_input_names_max_position_embeddings(family, longest):
     assert xf(torch.full((1, longest), 5)).last_hidden_state.shape == (1, longest, 32)
     with pytest.raises(ValueError, match=f"max_position_embeddings=64; truncate inputs to {longest} tokens"):
         xf(torch.full((1, longest + 1), 5))
+
+
+@pytest.mark.parametrize("family", ["Bert", "Roberta"])
+def test_training_gradients_match_transformers(family):
+    hf, xf = _pair(family, "ForMaskedLM", hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    inputs = _batch(family)
+    labels = inputs["input_ids"].masked_fill(inputs["attention_mask"] == 0, -100)
+    hf.train(), xf.train()
+    hf(**inputs, labels=labels).loss.backward()
+    xf(**inputs, labels=labels).loss.backward()
+    want = dict(hf.named_parameters())
+    for name, p in xf.named_parameters():
+        assert torch.allclose(p.grad, want[name].grad, atol=1e-6), name

@@ -371,3 +371,15 @@ def test_too_long_inputs_and_legacy_caches_raise_errors_that_say_what_to_do():
     legacy = tuple((k, v) for k, v in zip(out.past_key_values.keys, out.past_key_values.values, strict=True))
     with pytest.raises(ValueError, match="past_key_values is a tuple; pass an xf_load.cache.Cache"):
         xf(torch.zeros(1, 1, dtype=torch.long), past_key_values=legacy)
+
+
+def test_training_gradients_match_transformers():
+    hf, xf = _pair("GPT2LMHeadModel", resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    ids, mask = _batch("right")
+    labels = ids.masked_fill(mask == 0, -100)
+    hf.train(), xf.train()
+    hf(ids, attention_mask=mask, labels=labels).loss.backward()
+    xf(ids, attention_mask=mask, labels=labels).loss.backward()
+    want = dict(hf.named_parameters())
+    for name, p in xf.named_parameters():  # the tied lm_head/wte pair appears once, with both contributions
+        assert torch.allclose(p.grad, want[name].grad, atol=1e-6), name
