@@ -41,6 +41,14 @@ CHATML = (
     "'\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 
+# ChatML with the `{% generation %}` tag that marks assistant turns (as SmolLM3/Qwen-style templates use).
+CHATML_GENERATION = (
+    "{% for message in messages %}{% if message['role'] == 'assistant' %}<|im_start|>assistant\n"
+    "{% generation %}{{ message['content'] }}<|im_end|>{% endgeneration %}\n{% else %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
 CONVERSATIONS = [
     [{"role": "user", "content": "Hello there!"}],
     [
@@ -67,7 +75,9 @@ TOOLS = [
 ]
 
 
-@pytest.mark.parametrize("template", [LLAMA3, CHATML], ids=["llama3", "chatml"])
+@pytest.mark.parametrize(
+    "template", [LLAMA3, CHATML, CHATML_GENERATION], ids=["llama3", "chatml", "chatml_generation"]
+)
 @pytest.mark.parametrize("name", ["minilm", "spm"])
 def test_rendering_matches_transformers(name, template, pair_of):
     xf, hf = pair_of(name)

@@ -1,7 +1,7 @@
 """Chat templates: Jinja2 in an immutable sandbox, with the helpers transformers gives templates.
 
 Templates come from the Hub and are untrusted code. They render in ``ImmutableSandboxedEnvironment``
-(``trim_blocks``, ``lstrip_blocks``, ``loopcontrols``); reaching for ``__class__``, ``__globals__`` or
+(``trim_blocks``, ``lstrip_blocks``, ``loopcontrols``, the ``{% generation %}`` tag); reaching for ``__class__``, ``__globals__`` or
 mutating inputs raises :class:`ChatTemplateError`. Globals: ``raise_exception``, ``strftime_now``; the
 ``tojson`` filter keeps non-ASCII text and does not HTML-escape, as transformers' does.
 """
@@ -13,7 +13,7 @@ import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, ClassVar
 
 from xf_core.lazy import require
 from xf_tokenize.errors import ChatTemplateError
@@ -54,7 +54,8 @@ def select_template(
 @lru_cache(maxsize=16)
 def _compile(template: str) -> Any:
     jinja2 = require("jinja2", purpose="chat templates")
-    from jinja2.ext import loopcontrols
+    from jinja2 import nodes
+    from jinja2.ext import Extension, loopcontrols
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
     def raise_exception(message: str) -> None:
@@ -97,7 +98,19 @@ def _compile(template: str) -> Any:
                     f"a namespace attribute may not start with '_': {name!r}"
                 )
 
-    env = Sandbox(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
+    class Generation(Extension):
+        # `{% generation %}...{% endgeneration %}` marks assistant text for training masks; it renders its body.
+        tags: ClassVar[set[str]] = {"generation"}
+
+        def parse(self, parser: Any) -> Any:
+            lineno = next(parser.stream).lineno
+            body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
+            return nodes.CallBlock(self.call_method("_render", []), [], [], body).set_lineno(lineno)
+
+        def _render(self, caller: Any) -> str:
+            return caller()
+
+    env = Sandbox(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols, Generation])
     env.globals["namespace"] = Namespace
     env.filters["tojson"] = tojson
     env.globals["raise_exception"] = raise_exception
