@@ -235,8 +235,8 @@ class BertSelfAttention(nn.Module):
 
 
 class BertOutput(nn.Module):
-    """``LayerNorm(residual + dropout(dense(x)))``: the projection after attention, and (as BertOutput) after
-    the MLP."""
+    """``LayerNorm(residual + dropout(dense(x)))``: back into the residual stream after attention
+    (``attention.output``) and after the MLP (``output``)."""
 
     def __init__(self, config: BertConfig, in_features: int) -> None:
         super().__init__()
@@ -311,7 +311,7 @@ class BertLMPredictionHead(nn.Module):
         super().__init__()
         self.transform = BertPredictionHeadTransform(config)
         self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
-        self.bias = nn.Parameter(torch.empty(config.vocab_size))  # decoder.bias is tied to this
+        self.bias = nn.Parameter(torch.empty(config.vocab_size))  # decoder.bias when tied
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.transform(x))
@@ -332,7 +332,7 @@ class RobertaLMHead(nn.Module):
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
         self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
-        self.bias = nn.Parameter(torch.empty(config.vocab_size))  # decoder.bias is tied to this
+        self.bias = nn.Parameter(torch.empty(config.vocab_size))  # decoder.bias when tied
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.layer_norm(F.gelu(self.dense(x))))  # GELU whatever hidden_act says
