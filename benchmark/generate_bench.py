@@ -3,7 +3,7 @@
 A ~125M-parameter random Llama (hidden 768, 12 layers, vocab 32000) is saved once by transformers; every
 measurement then runs in a fresh process (xf, transformers and the loop alternating, ``--repeats`` rounds),
 loads that checkpoint, warms up, and times ``generate`` of ``--new-tokens`` tokens after a
-``--prompt``-token prompt. EOS is disabled so every run makes exactly the same number of tokens.
+``--prompt``-token prompt. EOS is unset on both sides, so every run makes exactly the same number of tokens.
 
     uv run python benchmark/generate_bench.py                      # batch 1 and 8, fp32 and bf16
     uv run python benchmark/generate_bench.py --batch 1 --dtype bf16 --device cuda --compile
@@ -73,11 +73,14 @@ def worker(args: argparse.Namespace) -> None:
 
         model = xf_load.AutoModelForCausalLM.from_pretrained(args.path, dtype=dtype).to(device).eval()
 
+    # No EOS on either side: every run makes exactly n tokens and measures plain greedy decoding.
+    model.generation_config.eos_token_id = None
+
     def run(n: int) -> torch.Tensor:
         with torch.no_grad():
             if args.impl == "loop":
                 return hand_written_loop(model, ids, n)
-            kwargs = {"max_new_tokens": n, "min_new_tokens": n, "do_sample": False, "eos_token_id": None}
+            kwargs = {"max_new_tokens": n, "do_sample": False}
             if args.impl == "xf" and args.compile:
                 kwargs["compile"] = True
             return model.generate(ids, **kwargs)

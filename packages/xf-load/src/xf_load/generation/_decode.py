@@ -81,8 +81,7 @@ def decode_one_token(
         cache_position=cache_position,
         logits_to_keep=1,
     )
-    # A copy: a CUDA-graphed step reuses its output memory on the next replay.
-    return out.logits[:, -1, :].to(dtype=torch.float32, copy=True)
+    return out.logits[:, -1, :].float()
 
 
 def sample(
@@ -109,6 +108,7 @@ class _Inputs:
     past_length: int
     model_kwargs: dict[str, Any]
     step_fn: StepFn
+    positions: torch.Tensor  # arange(max_length): cache positions are slices of it, not new tensors
 
     def prefill(self, input_ids: torch.Tensor) -> torch.Tensor:
         L = input_ids.shape[1]
@@ -135,8 +135,7 @@ class _Inputs:
                 cache_position=torch.arange(cur_len, device=sequences.device),
                 **self.model_kwargs,
             )
-        device = sequences.device
-        cache_position = torch.full((1,), cur_len - 1, dtype=torch.long, device=device)
+        cache_position = self.positions[cur_len - 1 : cur_len]
         position_ids = None if self.position_ids is None else self.position_ids[:, cur_len - 1 : cur_len]
         logits = self.step_fn(
             self.model,
@@ -146,9 +145,12 @@ class _Inputs:
             cache=self.cache,
             cache_position=cache_position,
         )
-        if self.step_fn is not decode_one_token and isinstance(self.cache, StaticCache):
-            # The compiled step traced the cache's position counter away; count the write here.
-            self.cache.advance(1)
+        if self.step_fn is not decode_one_token:
+            # A CUDA-graphed step reuses its output memory on the next replay: keep a copy.
+            logits = logits.clone()
+            if isinstance(self.cache, StaticCache):
+                # The compiled step traced the cache's position counter away; count the write here.
+                self.cache.advance(1)
         return logits
 
     def _mask(self, length: int) -> torch.Tensor | None:
@@ -250,7 +252,8 @@ def generate(
         mask_buf[:, :L] = attention_mask
 
     step_fn = _compiled_step(model, {} if compile is True else compile) if compile else decode_one_token
-    inputs = _Inputs(model, mask_buf, position_ids, cache, past_length, model_kwargs, step_fn)
+    positions = torch.arange(config.max_length, device=device)
+    inputs = _Inputs(model, mask_buf, position_ids, cache, past_length, model_kwargs, step_fn, positions)
 
     padding_lengths = attention_mask.argmax(dim=1) if padded else None
     processors = build_logits_processors(
