@@ -24,13 +24,13 @@ def llama(float_checkpoint):
 
 
 def test_bitsandbytes_not_installed(llama, monkeypatch):
-    monkeypatch.setattr(_bnb, "installed_version", lambda name: None)
+    monkeypatch.setattr(_bnb.deps, "installed_version", lambda name: None)
     with pytest.raises(MissingDependencyError, match=r"pip install 'bitsandbytes>=0\.45\.0'"):
         AutoModelForCausalLM.from_pretrained(llama, quantization_config=NF4)
 
 
 def test_bitsandbytes_too_old(llama, monkeypatch):
-    monkeypatch.setattr(_bnb, "installed_version", lambda name: "0.41.1")
+    monkeypatch.setattr(_bnb.deps, "installed_version", lambda name: "0.41.1")
     with pytest.raises(BitsAndBytesVersionError, match=r"bitsandbytes>=0\.45\.0.*0\.41\.1") as info:
         AutoModelForCausalLM.from_pretrained(llama, quantization_config=NF4)
     assert isinstance(info.value, MissingDependencyError) and isinstance(info.value, XfDependencyVersionError)

@@ -5,10 +5,8 @@ from __future__ import annotations
 import functools
 from types import ModuleType
 
-from packaging.version import Version
-
-from xf_core.deps import installed_version
-from xf_core.errors import MissingDependencyError
+from xf_core import deps
+from xf_core.errors import MissingDependencyError, XfDependencyVersionError
 from xf_quant.errors import BitsAndBytesVersionError
 
 __all__ = ["BNB_MIN_VERSION", "check_bnb", "import_bnb"]
@@ -28,13 +26,10 @@ def check_bnb() -> str:
     which runs once per quantized tensor.
     """
     global _checked
-    version = installed_version("bitsandbytes")
-    if version is None:
-        raise MissingDependencyError(
-            "bitsandbytes", purpose=_PURPOSE, install=f"pip install 'bitsandbytes>={BNB_MIN_VERSION}'"
-        )
-    if Version(version) < Version(BNB_MIN_VERSION):
-        raise BitsAndBytesVersionError(version, f">={BNB_MIN_VERSION}")
+    try:
+        version = deps.check_version("bitsandbytes", f">={BNB_MIN_VERSION}", purpose=_PURPOSE)
+    except XfDependencyVersionError as e:
+        raise BitsAndBytesVersionError(e.installed, e.required) from None
     _checked = version
     return version
 
