@@ -48,7 +48,6 @@ def test_dict_with_disk_entry(path, batch, reference, tmp_path):
         "model.embed_tokens": "cpu",
         "model.layers": "disk",
         "model.norm": "cpu",
-        "model.rotary_emb": "cpu",
         "lm_head": "cpu",
     }
     model = LlamaForCausalLM.from_pretrained(path, device_map=device_map, offload_folder=tmp_path / "off")

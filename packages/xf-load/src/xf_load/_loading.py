@@ -314,6 +314,17 @@ class _Devices:
             key="device_map",
         )
 
+    def get(self, name: str, *, default: str) -> str:
+        """The device of ``name``, or ``default`` when the map does not place it (buffers need no entry)."""
+        try:
+            return self(name)
+        except XfConfigError:
+            return default
+
+    def main(self) -> str:
+        """Where computation runs: the first device that is not an offload target."""
+        return next((d for d in self.mapping.values() if d not in ("cpu", "disk")), "cpu")
+
     def values(self) -> set[str]:
         return set(self.mapping.values())
 
@@ -432,7 +443,7 @@ def _materialize_buffers(model: nn.Module, devices: _Devices) -> None:
             if buf is None:
                 continue
             full = f"{mod_name}.{name}" if mod_name else name
-            device = devices(full)
+            device = devices.get(full, default=devices.main())
             if buf.device.type == "meta":
                 if not hasattr(module, "reset_buffers"):
                     raise RuntimeError(
