@@ -163,11 +163,11 @@ def load_tokenizer(
     family_name = tokenizer_class.removesuffix("Fast") if isinstance(tokenizer_class, str) else None
     family = FAMILIES.get(family_name or "", {})
 
-    tokenizer_file = find("tokenizer.json")
-    backend: Tokenizer
+    # 1. The backend: tokenizer.json as written, or converted once from the classic files.
     converter: str | None = None
     piece_tokens: list[AddedToken] = []  # control/user-defined SentencePiece pieces
     model_specials: dict[str, str] = {}  # bos/eos/unk named by a SentencePiece model
+    tokenizer_file = find("tokenizer.json")
     if tokenizer_file is not None:
         backend = read_tokenizer_file(tokenizer_file)
         # transformers ignores these when tokenizer.json is there: its post-processor is authoritative.
@@ -188,74 +188,19 @@ def load_tokenizer(
             converter = family["converter"]
         backend, piece_tokens, model_specials = _convert_files(converter, files, config, family)
 
-    # Special tokens: family defaults < special_tokens_map.json < tokenizer_config.json < overrides.
-    specials: dict[str, Any] = dict(family.get("specials", {}))
-    if converter is not None:
-        specials.update(model_specials)
-    extras: list[Any] = []
-    has_decoder = "added_tokens_decoder" in config
-    map_file = find("special_tokens_map.json")
-    if map_file is not None and not has_decoder:
-        for key, value in _read_json(map_file, "the special tokens").items():
-            if _is_named_token(key, value) and key not in overrides:
-                config[key] = value
-            elif key in ("additional_special_tokens", "extra_special_tokens") and isinstance(value, list):
-                extras.extend(value)
-    for key in SPECIAL_TOKENS_ATTRIBUTES:
-        if key in config:
-            specials[key] = config.pop(key)
-    # Other named tokens (image_token, ...) become attributes, as in transformers.
-    model_specific = {key: config.pop(key) for key in list(config) if _is_named_token(key, config[key])}
-    for key in ("additional_special_tokens", "extra_special_tokens"):
-        value = config.pop(key, None)
-        if isinstance(value, dict):
-            model_specific.update(value)
-            continue
-        for tok in value or []:
-            if str(_special_token(tok, key=key)) not in {str(_special_token(t, key=key)) for t in extras}:
-                extras.append(tok)
-
+    # 2. Special tokens: family defaults < the SentencePiece model < special_tokens_map.json < config < overrides.
+    specials = {**family.get("specials", {}), **model_specials}
+    extras, model_specific = _collect_special_tokens(
+        config, find("special_tokens_map.json"), overrides, specials
+    )
     if not extras:
         extras = list(piece_tokens)  # as transformers: a SentencePiece model's own pieces are the extras
 
-    # Added tokens named in the config (converted tokenizers get them here; tokenizer.json usually has them).
-    present = {str(t) for t in backend.get_added_tokens_decoder().values()}
-    decoder = config.pop("added_tokens_decoder", None) or {}
-    for index, raw in sorted(((int(i), t) for i, t in decoder.items()), key=lambda item: item[0]):
-        added = _added_token(raw)
-        if str(added) not in present:
-            backend.add_tokens([added])
-            present.add(str(added))
-            if backend.token_to_id(str(added)) != index:
-                logger.warning(
-                    "%s: added token %r got id %s, not the id %d tokenizer_config.json gives it",
-                    config_file,
-                    str(added),
-                    backend.token_to_id(str(added)),
-                    index,
-                )
-    added_file = find("added_tokens.json")
-    if added_file is not None and not decoder:
-        special_names = {
-            str(_special_token(v, key="")) for v in (*specials.values(), *extras) if v is not None
-        }
-        added = _read_json(added_file, "{token: id} of added tokens")
-        for content, _ in sorted(added.items(), key=lambda item: item[1]):
-            if content not in present:
-                special = content in special_names
-                backend.add_tokens([AddedToken(content, normalized=not special, special=special)])
+    # 3. Added tokens the config or added_tokens.json name (tokenizer.json usually has them already).
+    _add_listed_tokens(backend, config, find("added_tokens.json"), specials, extras, where=config_file)
 
-    chat_template = config.pop("chat_template", None)
-    if isinstance(chat_template, list):
-        chat_template = {t["name"]: t["template"] for t in chat_template}
-    template_file = find("chat_template.jinja")
-    if template_file is not None:
-        chat_template = template_file.read_text(encoding="utf-8")
-    else:
-        json_template = find("chat_template.json")
-        if json_template is not None:
-            chat_template = _read_json(json_template, '{"chat_template": "..."}').get("chat_template")
-
+    # 4. Everything else the config says.
+    chat_template = _read_chat_template(config, find)
     settings = {key: config.pop(key) for key in _SETTINGS if key in config}
     settings.setdefault("model_input_names", family.get("model_input_names"))
     settings.setdefault("padding_side", family.get("padding_side", "right"))
@@ -283,23 +228,107 @@ def load_tokenizer(
         init_kwargs=config,
         **settings,
     )
+    if post in ("bert", "roberta"):
+        backend.post_processor = _family_post_processor(post, tokenizer, config)
+    return tokenizer
+
+
+def _collect_special_tokens(
+    config: dict[str, Any], map_file: Path | None, overrides: dict[str, Any], specials: dict[str, Any]
+) -> tuple[list[Any], dict[str, Any]]:
+    """Move the special tokens out of ``config`` into ``specials``; return the extras and model-specific ones."""
+    extras: list[Any] = []
+    if map_file is not None and "added_tokens_decoder" not in config:
+        for key, value in _read_json(map_file, "the special tokens").items():
+            if _is_named_token(key, value) and key not in overrides:
+                config[key] = value
+            elif key in ("additional_special_tokens", "extra_special_tokens") and isinstance(value, list):
+                extras.extend(value)
+    for key in SPECIAL_TOKENS_ATTRIBUTES:
+        if key in config:
+            specials[key] = config.pop(key)
+    # Other named tokens (image_token, ...) become attributes, as in transformers.
+    model_specific = {key: config.pop(key) for key in list(config) if _is_named_token(key, config[key])}
+    for key in ("additional_special_tokens", "extra_special_tokens"):
+        value = config.pop(key, None)
+        if isinstance(value, dict):
+            model_specific.update(value)
+            continue
+        seen = {str(_special_token(t, key=key)) for t in extras}
+        for tok in value or []:
+            if str(_special_token(tok, key=key)) not in seen:
+                extras.append(tok)
+                seen.add(str(_special_token(tok, key=key)))
+    return extras, model_specific
+
+
+def _add_listed_tokens(
+    backend: Tokenizer,
+    config: dict[str, Any],
+    added_file: Path | None,
+    specials: dict[str, Any],
+    extras: list[Any],
+    *,
+    where: Path | None,
+) -> None:
+    """Add the ``added_tokens_decoder`` of the config (or else ``added_tokens.json``) missing from the backend."""
+    present = {str(t) for t in backend.get_added_tokens_decoder().values()}
+    decoder = config.pop("added_tokens_decoder", None) or {}
+    for index, raw in sorted(((int(i), t) for i, t in decoder.items()), key=lambda item: item[0]):
+        added = _added_token(raw)
+        if str(added) in present:
+            continue
+        backend.add_tokens([added])
+        present.add(str(added))
+        if backend.token_to_id(str(added)) != index:
+            logger.warning(
+                "%s: added token %r got id %s, not the id %d tokenizer_config.json gives it",
+                where,
+                str(added),
+                backend.token_to_id(str(added)),
+                index,
+            )
+    if added_file is None or decoder:
+        return
+    special_names = {str(_special_token(v, key="")) for v in (*specials.values(), *extras) if v is not None}
+    added_tokens = _read_json(added_file, "{token: id} of added tokens")
+    for content, _ in sorted(added_tokens.items(), key=lambda item: item[1]):
+        if content not in present:
+            special = content in special_names
+            backend.add_tokens([AddedToken(content, normalized=not special, special=special)])
+
+
+def _read_chat_template(config: dict[str, Any], find: Any) -> str | dict[str, str] | None:
+    """``chat_template.jinja`` > ``chat_template.json`` > the config's ``chat_template`` (a string or a list)."""
+    template = config.pop("chat_template", None)
+    if isinstance(template, list):
+        template = {t["name"]: t["template"] for t in template}
+    jinja_file = find("chat_template.jinja")
+    if jinja_file is not None:
+        return jinja_file.read_text(encoding="utf-8")
+    json_file = find("chat_template.json")
+    if json_file is not None:
+        return _read_json(json_file, '{"chat_template": "..."}').get("chat_template")
+    return template
+
+
+def _family_post_processor(post: str, tokenizer: PreTrainedTokenizerFast, config: dict[str, Any]) -> Any:
+    """The post-processor transformers gives a converted BERT or RoBERTa tokenizer."""
+    cls_token, sep_token = str(tokenizer.cls_token), str(tokenizer.sep_token)
     if post == "roberta":
-        backend.post_processor = processors.RobertaProcessing(
-            (str(tokenizer.sep_token), tokenizer.sep_token_id),
-            (str(tokenizer.cls_token), tokenizer.cls_token_id),
+        return processors.RobertaProcessing(
+            (sep_token, tokenizer.sep_token_id),
+            (cls_token, tokenizer.cls_token_id),
             trim_offsets=bool(config.get("trim_offsets", True)),
             add_prefix_space=bool(config.get("add_prefix_space", False)),
         )
-    elif post == "bert":
-        cls_token, sep_token = tokenizer.cls_token, tokenizer.sep_token
-        cls_id = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else 2
-        sep_id = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else 3
-        backend.post_processor = processors.TemplateProcessing(
-            single=f"{cls_token}:0 $A:0 {sep_token}:0",
-            pair=f"{cls_token}:0 $A:0 {sep_token}:0 $B:1 {sep_token}:1",
-            special_tokens=[(str(cls_token), cls_id), (str(sep_token), sep_id)],
-        )
-    return tokenizer
+    cls_id = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else 2
+    sep_id = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else 3
+    return processors.TemplateProcessing(
+        single=f"{cls_token}:0 $A:0 {sep_token}:0",
+        pair=f"{cls_token}:0 $A:0 {sep_token}:0 $B:1 {sep_token}:1",
+        special_tokens=[(cls_token, cls_id), (sep_token, sep_id)],
+    )
 
 
 def _is_named_token(key: str, value: Any) -> bool:
