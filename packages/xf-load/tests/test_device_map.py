@@ -22,6 +22,7 @@ def reference(path, batch):
 def test_device_string_and_dict(path, batch, reference):
     model = LlamaForCausalLM.from_pretrained(path, device_map="cpu")
     assert all(p.device.type == "cpu" for p in model.parameters())
+    assert model.hf_device_map == {"": "cpu"}
     model = LlamaForCausalLM.from_pretrained(path, device_map={"": "cpu"})
     with torch.no_grad():
         torch.testing.assert_close(model(**batch).logits, reference)

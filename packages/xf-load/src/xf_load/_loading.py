@@ -177,8 +177,10 @@ def load_pretrained(
         from accelerate.utils import save_offload_index
 
         save_offload_index(offload_index, offload_dir)
-    if device_map is not None and _needs_dispatch(devices):
-        _dispatch(model, devices, offload_dir)
+    if device_map is not None:
+        if _needs_dispatch(devices):
+            _dispatch(model, devices, offload_dir)
+        model.hf_device_map = dict(devices.mapping)
     if quantizer is not None:
         quantizer.postprocess_model(model)
         model.quantizer = quantizer
@@ -397,7 +399,6 @@ def _dispatch(model: nn.Module, devices: _Devices, offload_dir: str | None) -> N
     from accelerate import dispatch_model
 
     dispatch_model(model, device_map=dict(devices.mapping), offload_dir=offload_dir)
-    model.hf_device_map = dict(devices.mapping)
 
 
 # ---- what the checkpoint did not have -------------------------------------------------------------------------
