@@ -143,3 +143,14 @@ def test_config_validation_names_the_field():
         llama.LlamaConfig(hidden_size=64, num_attention_heads=4, num_key_value_heads=3)
     with pytest.raises(ValueError, match="hidden_size"):
         llama.LlamaConfig(hidden_size=66, num_attention_heads=4)
+
+
+def test_bf16_logits_match_transformers(save_hf, load_hf, batch):
+    path = save_hf("Qwen2ForCausalLM", config_class="Qwen2Config", dtype=torch.bfloat16)
+    ours = xf_load.AutoModelForCausalLM.from_pretrained(path)
+    theirs = load_hf(path, "Qwen2ForCausalLM")
+    assert ours.dtype == theirs.dtype == torch.bfloat16
+    with torch.no_grad():
+        a, b = ours(**batch).logits, theirs(**batch).logits
+    valid = _valid(batch["attention_mask"])
+    torch.testing.assert_close(a[valid].float(), b[valid].float(), atol=1e-2, rtol=0)
