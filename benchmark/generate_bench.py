@@ -61,6 +61,8 @@ def worker(args: argparse.Namespace) -> None:
 
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
     device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     ids = torch.randint(3, 1000, (args.batch, args.prompt), device=device)
 
@@ -140,6 +142,8 @@ def measure(args: argparse.Namespace, impl: str, batch: int, dtype: str) -> floa
     ]
     if args.compile:
         cmd.append("--compile")
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])["tokens_per_s"]
 
@@ -157,6 +161,9 @@ def main() -> None:
     parser.add_argument("--inner", type=int, default=3, help="timed generate calls per process (median)")
     parser.add_argument("--compile", action="store_true", help="xf: compile=True (static cache, CUDA graphs)")
     parser.add_argument("--tiny", action="store_true", help="a 2-layer model, to check the script quickly")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch CPU threads per worker (0: torch's default)"
+    )
     parser.add_argument("--worker", choices=["xf", "hf", "loop"], help=argparse.SUPPRESS)
     parser.add_argument("--path", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
