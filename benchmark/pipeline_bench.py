@@ -116,6 +116,10 @@ def main() -> None:
                 results["tput"][who].append(
                     pool.submit(throughput, who, args.model, args.threads, args.texts).result()
                 )
+                print(
+                    f"  {who}: cold {results['cold'][who][-1]:.2f} s, {results['tput'][who][-1]:.0f} texts/s",
+                    flush=True,
+                )
     cold = {c: statistics.median(v) for c, v in results["cold"].items()}
     tput = {c: statistics.median(v) for c, v in results["tput"].items()}
     print(

@@ -11,6 +11,9 @@ A task subclass writes four small methods:
 * ``postprocess(output, **post)`` turns one input's output (a chunk list for chunked tasks) into plain
   Python types that serialize to JSON.
 
+A list given with ``batch_size > 1`` is batched by input length (results come back in input order), which
+cuts padding; a generator is processed in order, lazily.
+
 The base pads each key with its own value (``input_ids`` with the tokenizer's pad id, ``attention_mask``
 with 0, ``special_tokens_mask`` with 1, ...), and when un-batching trims every per-token tensor back to its
 input's own length, so results do not depend on ``batch_size``.
@@ -116,6 +119,11 @@ def unbatch(
     return rows
 
 
+def _length(chunk: dict[str, Any]) -> int:
+    ids = chunk.get("input_ids")
+    return int(ids.shape[-1]) if isinstance(ids, torch.Tensor) else 0
+
+
 class Pipeline:
     """Base of every task pipeline. Call it on one input (one result), a list (a list of results) or any
     other iterable, such as a generator (a lazy iterator of results, reading at most one batch ahead)."""
@@ -203,6 +211,8 @@ class Pipeline:
         if self._is_single(inputs):
             return next(self._run(iter([inputs]), pre, fwd, post, 1))
         if isinstance(inputs, (list, tuple)):
+            if size > 1 and not self.chunked:
+                return self._run_by_length(inputs, pre, fwd, post, size)
             return list(self._run(iter(inputs), pre, fwd, post, size))
         if isinstance(inputs, Iterable):
             return self._run(iter(inputs), pre, fwd, post, size)
@@ -243,6 +253,25 @@ class Pipeline:
                 yield self.postprocess(done if self.chunked else done[0], **post)
             if exhausted and not waiting and not slots:
                 return
+
+    def _run_by_length(
+        self,
+        items: list[Any] | tuple[Any, ...],
+        pre: dict[str, Any],
+        fwd: dict[str, Any],
+        post: dict[str, Any],
+        batch_size: int,
+    ) -> list[Any]:
+        """A whole list at once: batch inputs of similar length together (less padding, faster), and
+        return the results in input order. Outputs are trimmed per input, so this changes no result."""
+        chunks = [self.preprocess(item, **pre) for item in items]
+        order = sorted(range(len(chunks)), key=lambda i: _length(chunks[i]))
+        results: list[Any] = [None] * len(chunks)
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            for i, out in zip(rows, self._forward_batch([chunks[i] for i in rows], fwd)):
+                results[i] = self.postprocess(out, **post)
+        return results
 
     def _forward_batch(self, chunks: list[dict[str, Any]], fwd: dict[str, Any]) -> list[dict[str, Any]]:
         side = self.padding_side
