@@ -1,5 +1,25 @@
-"""TrainingArguments, data collators and the Trainer for xf-load models."""
+"""TrainingArguments, data collators and the Trainer for xf-load models.
+
+``import xf_train`` is cheap: the public names load their modules (and torch) on first use.
+"""
+
+from xf_core.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+_EXPORTS = {
+    "TrainingArguments": "xf_train._training_args",
+    "DataCollatorForLanguageModeling": "xf_train._collators",
+    "DataCollatorWithPadding": "xf_train._collators",
+    "default_data_collator": "xf_train._collators",
+    "get_scheduler": "xf_train._optim",
+    "create_optimizer": "xf_train._optim",
+    "get_decay_parameter_names": "xf_train._optim",
+    "EvalPrediction": "xf_train._trainer",
+    "Trainer": "xf_train._trainer",
+    "TrainerState": "xf_train._trainer",
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
