@@ -151,3 +151,28 @@ def test_sandbox_escapes_are_refused(template, pair_of):
     xf, _ = pair_of("minilm")
     with pytest.raises(ChatTemplateError, match="sandbox"):
         xf.apply_chat_template(CONVERSATIONS[0], chat_template=template, tokenize=False)
+
+
+@pytest.mark.parametrize("name", ["minilm", "spm"])
+def test_assistant_tokens_mask_matches_transformers(name, pair_of):
+    import numpy as np
+
+    xf, hf = pair_of(name)
+    kwargs = {"chat_template": CHATML_GENERATION, "return_assistant_tokens_mask": True}
+    for conversation in CONVERSATIONS:
+        a, b = xf.apply_chat_template(conversation, **kwargs), hf.apply_chat_template(conversation, **kwargs)
+        assert a["assistant_masks"] == b["assistant_masks"] and a["input_ids"] == b["input_ids"]
+    assert 1 in a["assistant_masks"]
+    batch = {**kwargs, "padding": True, "return_tensors": "np"}
+    a, b = xf.apply_chat_template(CONVERSATIONS, **batch), hf.apply_chat_template(CONVERSATIONS, **batch)
+    for key in ("input_ids", "attention_mask", "assistant_masks"):
+        np.testing.assert_array_equal(a[key], b[key])
+    single = {**kwargs, "return_tensors": "np"}
+    a, b = (
+        xf.apply_chat_template(CONVERSATIONS[1], **single),
+        hf.apply_chat_template(CONVERSATIONS[1], **single),
+    )
+    assert a["assistant_masks"].shape == b["assistant_masks"].shape
+    np.testing.assert_array_equal(a["assistant_masks"], b["assistant_masks"])
+    with pytest.raises(ChatTemplateError, match="needs tokenize=True"):
+        xf.apply_chat_template(CONVERSATIONS[1], tokenize=False, **kwargs)

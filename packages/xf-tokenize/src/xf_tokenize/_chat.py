@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, ClassVar
@@ -21,6 +22,10 @@ from xf_tokenize.errors import ChatTemplateError
 __all__ = ["render", "select_template"]
 
 _CONTINUE_TAG = "CONTINUE_FINAL_MESSAGE_TAG "
+# (rendered blocks so far, generation spans) while a conversation renders; None otherwise.
+_GENERATION_TRACKING: ContextVar[tuple[list[str], list[tuple[int, int]]] | None] = ContextVar(
+    "xf_chat_generation_tracking", default=None
+)
 _REASONING_FIELDS = ("reasoning_content", "thinking", "reasoning")
 
 
@@ -99,7 +104,7 @@ def _compile(template: str) -> Any:
                 )
 
     class Generation(Extension):
-        # `{% generation %}...{% endgeneration %}` marks assistant text for training masks; it renders its body.
+        # `{% generation %}...{% endgeneration %}` marks assistant text; it renders its body and records its span.
         tags: ClassVar[set[str]] = {"generation"}
 
         def parse(self, parser: Any) -> Any:
@@ -108,7 +113,13 @@ def _compile(template: str) -> Any:
             return nodes.CallBlock(self.call_method("_render", []), [], [], body).set_lineno(lineno)
 
         def _render(self, caller: Any) -> str:
-            return caller()
+            text = caller()
+            tracking = _GENERATION_TRACKING.get()
+            if tracking is not None:  # rendering through `generate`: the blocks so far precede this span
+                blocks, spans = tracking
+                start = sum(len(block) for block in blocks)
+                spans.append((start, start + len(text)))
+            return text
 
     env = Sandbox(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols, Generation])
     env.globals["namespace"] = Namespace
@@ -147,8 +158,11 @@ def render(
     add_generation_prompt: bool = False,
     continue_final_message: bool | str = False,
     variables: Mapping[str, Any] | None = None,
-) -> list[str]:
-    """Render each conversation; ``variables`` (special tokens, user kwargs) are passed to the template."""
+) -> tuple[list[str], list[list[tuple[int, int]]]]:
+    """Render each conversation; ``variables`` (special tokens, user kwargs) are passed to the template.
+
+    Returns the texts and, per text, the character spans the template wrapped in ``{% generation %}``.
+    """
     jinja2 = require("jinja2", purpose="chat templates")
     from jinja2.exceptions import SecurityError
 
@@ -167,7 +181,8 @@ def render(
                 raise ChatTemplateError("documents must be a list of dicts with 'title' and 'text' keys")
     compiled = _compile(template)
     extra = _plain(dict(variables or {}))
-    rendered = []
+    rendered: list[str] = []
+    all_spans: list[list[tuple[int, int]]] = []
     for conversation in conversations:
         messages = _plain(getattr(conversation, "messages", conversation))
         if not messages:
@@ -195,20 +210,27 @@ def render(
                     raise ChatTemplateError("continue_final_message is set but the last message has no text")
             else:
                 messages[-1][field] = final + _CONTINUE_TAG
+        blocks: list[str] = []
+        spans: list[tuple[int, int]] = []
+        token = _GENERATION_TRACKING.set((blocks, spans))
         try:
-            text = compiled.render(
+            for block in compiled.generate(
                 messages=messages,
                 tools=_plain(tools),
                 documents=_plain(documents),
                 add_generation_prompt=add_generation_prompt,
                 **extra,
-            )
+            ):
+                blocks.append(block)
+            text = "".join(blocks)
         except SecurityError as e:
             raise ChatTemplateError(
                 f"the chat template tried to leave its sandbox ({e}); it is refused. Use a trusted template."
             ) from e
         except jinja2.exceptions.TemplateError as e:
             raise ChatTemplateError(f"the chat template raised an error: {e}") from e
+        finally:
+            _GENERATION_TRACKING.reset(token)
         if continue_final_message:
             assert isinstance(final, str)
             if final.strip() not in text or _CONTINUE_TAG.strip() not in text:
@@ -219,7 +241,8 @@ def render(
             at = text.rindex(_CONTINUE_TAG.strip())
             text = text[:at] if text[at : at + len(_CONTINUE_TAG)] == _CONTINUE_TAG else text[:at].rstrip()
         rendered.append(text)
-    return rendered
+        all_spans.append(spans)
+    return rendered, all_spans
 
 
 def _alias_reasoning(message: dict[str, Any]) -> dict[str, Any]:

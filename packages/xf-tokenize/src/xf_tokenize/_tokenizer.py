@@ -17,7 +17,7 @@ from tokenizers import AddedToken, Tokenizer
 
 from xf_core.logging import get_logger
 from xf_tokenize._batch import BatchEncoding
-from xf_tokenize.errors import PaddingError, TruncationError
+from xf_tokenize.errors import ChatTemplateError, PaddingError, TruncationError
 
 if TYPE_CHECKING:
     from xf_tokenize._batch import TensorType
@@ -172,6 +172,7 @@ class PreTrainedTokenizerFast:
         self._add_eos_token = bool(add_eos_token)
         self._pad_token_type_id = 0
         self._warned_bpe_cleanup = False
+        self._warned_long = False
 
         self._tokenizer.no_truncation()
         self._tokenizer.no_padding()
@@ -622,9 +623,10 @@ class PreTrainedTokenizerFast:
             return_offsets_mapping=return_offsets_mapping,
             return_length=return_length,
         )
-        if max_length is None and verbose and trunc == "do_not_truncate":
+        if max_length is None and verbose and trunc == "do_not_truncate" and not self._warned_long:
             longest = max((len(ids) for ids in out["input_ids"]), default=0)
             if longest > self.model_max_length:
+                self._warned_long = True  # once per tokenizer, as transformers
                 logger.warning(
                     "a sequence of %d tokens is longer than model_max_length=%d; running it through the model "
                     "may fail. Pass truncation=True to cut it.",
@@ -859,14 +861,25 @@ class PreTrainedTokenizerFast:
         max_length: int | None = None,
         return_tensors: TensorType | str | None = None,
         return_dict: bool = True,
+        return_assistant_tokens_mask: bool = False,
         **kwargs: Any,
     ) -> Any:
         """Render ``conversation`` (a list of messages, or a batch of them) with the chat template.
 
         ``tokenize=False`` gives the text; otherwise a :class:`BatchEncoding` (``return_dict=True``) or the ids.
-        Extra keyword arguments are passed to the template.
+        ``return_assistant_tokens_mask`` adds ``assistant_masks``: 1 on tokens the template wraps in
+        ``{% generation %}``. Extra keyword arguments are passed to the template.
         """
         from xf_tokenize._chat import render
+
+        if return_assistant_tokens_mask and not (tokenize and return_dict):
+            raise ChatTemplateError(
+                "return_assistant_tokens_mask=True needs tokenize=True and return_dict=True"
+            )
+        if return_assistant_tokens_mask and continue_final_message:
+            raise ChatTemplateError(
+                "continue_final_message cannot be combined with return_assistant_tokens_mask"
+            )
 
         template = self.get_chat_template(chat_template, tools=tools)
         batched = (
@@ -875,7 +888,7 @@ class PreTrainedTokenizerFast:
             and (isinstance(conversation[0], (list, tuple)) or hasattr(conversation[0], "messages"))
         )
         conversations = list(conversation) if batched else [conversation]
-        rendered = render(
+        rendered, spans = render(
             template,
             conversations,
             tools=tools,
@@ -893,8 +906,14 @@ class PreTrainedTokenizerFast:
             padding=padding,
             truncation=truncation,
             max_length=max_length,
-            return_tensors=return_tensors,
+            return_tensors=None if return_assistant_tokens_mask else return_tensors,
         )
+        if return_assistant_tokens_mask:
+            masks = [_spans_to_mask(enc.offsets, row_spans) for enc, row_spans in zip(out.encodings, spans)]
+            out["assistant_masks"] = masks if batched else masks[0]
+            out.convert_to_tensors(
+                return_tensors, prepend_batch_axis=not batched and return_tensors is not None
+            )
         return out if return_dict else out["input_ids"]
 
     # --- files ---------------------------------------------------------------------------------------------
@@ -998,6 +1017,20 @@ def clean_up_tokenization(text: str) -> str:
     ):
         text = text.replace(before, after)
     return text
+
+
+def _spans_to_mask(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]]) -> list[int]:
+    """1 for each token whose characters overlap one of ``spans`` (sorted, disjoint), else 0."""
+    mask = [0] * len(offsets)
+    k = 0
+    for i, (start, end) in enumerate(offsets):
+        while k < len(spans) and start >= spans[k][1]:
+            k += 1
+        if k == len(spans):
+            break
+        if end > spans[k][0]:
+            mask[i] = 1
+    return mask
 
 
 def _to_list(value: Any) -> Any:
