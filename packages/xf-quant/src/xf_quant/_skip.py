@@ -30,11 +30,14 @@ def matches_module(name: str, patterns: Iterable[str]) -> bool:
     return any(_matches(parts, pattern.strip(".").split(".")) for pattern in patterns if pattern)
 
 
-def default_skip_modules(model: nn.Module) -> list[str]:
+def default_skip_modules(model: nn.Module, *, like_transformers: bool = False) -> list[str]:
     """The modules kept in full precision by default: the output head, the modules of tied weights, and the
     module owning the model's last parameter (a task head such as ``score`` or ``classifier``).
 
-    These are full module paths, so they only ever match themselves and their children.
+    ``like_transformers`` keeps the last parameter's module only when that parameter is a ``weight``, as
+    transformers does (its head with a bias, e.g. BERT's ``pooler.dense``, ends up quantized); it is used to
+    read checkpoints transformers quantized. These are full module paths: they match themselves and their
+    children only.
     """
     names: set[str] = set()
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
@@ -46,7 +49,7 @@ def default_skip_modules(model: nn.Module) -> list[str]:
     else:  # a list of tied parameter names
         names.update(k.rpartition(".")[0] for k in tied)
     params = [name for name, _ in model.named_parameters()]
-    if params:
+    if params and (params[-1].endswith(".weight") or not like_transformers):
         names.add(params[-1].rpartition(".")[0])
     return sorted(n for n in names if n)
 
