@@ -143,14 +143,8 @@ class DataCollatorForLanguageModeling:
         """Choose ``mlm_probability`` of the non-special tokens as targets; of those, replace
         ``mask_replace_prob`` with the mask token, ``random_replace_prob`` with a random token, keep the rest."""
         labels = inputs.clone()
-        if special_tokens_mask is None:
-            special_tokens_mask = torch.tensor(
-                [
-                    self.tokenizer.get_special_tokens_mask(row, already_has_special_tokens=True)
-                    for row in labels.tolist()
-                ],
-                dtype=torch.bool,
-            )
+        if special_tokens_mask is None:  # already-encoded ids: special means one of the special token ids
+            special_tokens_mask = torch.isin(labels, torch.tensor(self.tokenizer.all_special_ids))
         probability = torch.full(labels.shape, self.mlm_probability)
         probability.masked_fill_(special_tokens_mask.bool(), 0.0)
         masked = torch.bernoulli(probability, generator=self.generator).bool()
