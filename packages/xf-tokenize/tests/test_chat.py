@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from typing import Literal
 
 import pytest
 
@@ -176,3 +177,81 @@ def test_assistant_tokens_mask_matches_transformers(name, pair_of):
     np.testing.assert_array_equal(a["assistant_masks"], b["assistant_masks"])
     with pytest.raises(ChatTemplateError, match="needs tokenize=True"):
         xf.apply_chat_template(CONVERSATIONS[1], tokenize=False, **kwargs)
+
+
+def _weather(city: str, unit: str | None = None, days: int = 1) -> dict[str, float]:
+    """
+    Get the weather forecast for a city.
+
+    Args:
+        city: The city, e.g. "Paris".
+        unit: The temperature unit (choices: ["celsius", "fahrenheit"])
+        days (int): How many days ahead,
+            counting today.
+
+    Returns:
+        Temperatures by day.
+    """
+    return {}
+
+
+def _search(
+    query: str,
+    tags: list[str],
+    limit: int | float,
+    mode: Literal["fast", "exact"],
+    *,
+    near: tuple[float, float] | None = None,
+) -> None:
+    """Search the index.
+
+    Args:
+        query: What to look for.
+        tags: Tags that must match.
+        limit: At most this many results.
+        mode: How to match.
+        near: A (lat, lon) point.
+    """
+
+
+def test_python_function_tools_match_transformers(pair_of):
+    from transformers.utils import get_json_schema
+
+    from xf_tokenize._tools import function_schema
+
+    for func in (_weather, _search):
+        assert function_schema(func) == get_json_schema(func)
+    xf, hf = pair_of("minilm")
+    kwargs = {
+        "chat_template": LLAMA3,
+        "tools": [_weather, TOOLS[0], _search],
+        "date_string": "d",
+        "tokenize": False,
+    }
+    assert xf.apply_chat_template(CONVERSATIONS[0], **kwargs) == hf.apply_chat_template(
+        CONVERSATIONS[0], **kwargs
+    )
+
+    def undocumented(x: int) -> int:
+        return x
+
+    def untyped(x):
+        """Do it.
+
+        Args:
+            x: A value.
+        """
+
+    def missing(x: int, y: int):
+        """Do it.
+
+        Args:
+            x: A value.
+        """
+
+    with pytest.raises(ChatTemplateError, match="has no docstring"):
+        function_schema(undocumented)
+    with pytest.raises(ChatTemplateError, match="'x' of tool untyped has no type hint"):
+        function_schema(untyped)
+    with pytest.raises(ChatTemplateError, match="does not describe argument 'y'"):
+        function_schema(missing)

@@ -172,9 +172,19 @@ def render(
             "message, the second opens a new assistant message. Pass only one."
         )
     if tools is not None:
+        from xf_tokenize._tools import function_schema
+
+        schemas = []
         for tool in tools:
-            if not isinstance(tool, Mapping):
-                raise ChatTemplateError(f"tools must be JSON schemas (dicts); got {type(tool).__name__}")
+            if isinstance(tool, Mapping):
+                schemas.append(tool)
+            elif callable(tool):
+                schemas.append(function_schema(tool))
+            else:
+                raise ChatTemplateError(
+                    f"tools must be JSON schemas (dicts) or Python functions; got {type(tool).__name__}"
+                )
+        tools = schemas
     if documents is not None:
         for document in documents:
             if not isinstance(document, Mapping):
