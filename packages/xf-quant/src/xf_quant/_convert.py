@@ -25,8 +25,6 @@ if TYPE_CHECKING:
     from torch import nn
 
 __all__ = [
-    "EIGHT_BIT_STATE_KEYS",
-    "FOUR_BIT_STATE_KEYS",
     "dequantize_model",
     "get_memory_footprint",
     "is_bnb_module",
@@ -37,11 +35,6 @@ __all__ = [
 
 logger = get_logger(__name__)
 
-# Checkpoint keys (after the module prefix) of one quantized layer's weight, as bitsandbytes writes them.
-# The 4-bit state also has ``weight.quant_state.bitsandbytes__<nf4|fp4>`` (a packed JSON blob), and
-# ``weight.nested_absmax``/``weight.nested_quant_map`` with double quantization.
-FOUR_BIT_STATE_KEYS = ("weight.absmax", "weight.quant_map", "weight.nested_absmax", "weight.nested_quant_map")
-EIGHT_BIT_STATE_KEYS = ("SCB", "weight_format")
 _TRANSPOSED = "_xf_transposed"  # set on a bnb layer that replaced a Conv1D
 
 
