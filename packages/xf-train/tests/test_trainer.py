@@ -66,6 +66,7 @@ def test_loss_curve_equals_transformers(tiny_checkpoint, token_dataset, tmp_path
             msg=lambda m, key=key: f"{key}: {m}",
         )
     assert xf_steps[0]["loss"] > xf_steps[-1]["loss"]  # it learns
+    assert state.log_history[-1]["train_loss"] == pytest.approx(hf_logs[-1]["train_loss"], abs=1e-5)
     xf_state = model.state_dict()
     for name, value in hf_state.items():
         if name in xf_state:
@@ -154,7 +155,7 @@ def test_checkpoints_are_complete_rotated_and_loadable(tiny_checkpoint, token_da
             "save_steps": 1,
             "save_total_limit": 2,
             "eval_strategy": "steps",
-            "eval_steps": 3,
+            "eval_steps": 4,
         },
     )
     model = AutoModelForCausalLM.from_pretrained(path)
@@ -183,7 +184,7 @@ def test_checkpoints_are_complete_rotated_and_loadable(tiny_checkpoint, token_da
     } <= {p.name for p in ckpt.iterdir()}
     state = json.loads((ckpt / "trainer_state.json").read_text())
     assert state["global_step"] == 6 and state["max_steps"] == 6
-    assert [e["step"] for e in state["log_history"] if "eval_loss" in e] == [3, 6]
+    assert [e["step"] for e in state["log_history"] if "eval_loss" in e] == [4, 6]  # and at the last step
     assert events.count("save") == 6 and events.count("evaluate") == 2 and events.count("step_end") == 6
 
     # the final weights load in transformers unchanged
@@ -246,3 +247,16 @@ def test_classifier_trains_on_minilm_with_tokenizer_padding(tmp_path):
     trainer.train()
     assert trainer.evaluate()["eval_loss"] < before / 2
     assert torch.equal(model.bert.embeddings.word_embeddings.weight, frozen)
+
+
+def test_bf16_autocast_trains_close_to_fp32(tiny_checkpoint, token_dataset, tmp_path):
+    path = tiny_checkpoint("LlamaForCausalLM")
+    curves = []
+    for bf16 in (False, True):
+        model = AutoModelForCausalLM.from_pretrained(path)
+        args = TrainingArguments(output_dir=str(tmp_path), bf16=bf16, max_steps=3, **COMMON)
+        state = Trainer(model, args, train_dataset=token_dataset).train()
+        curves.append([e["loss"] for e in state.log_history if "loss" in e])
+        assert model.dtype == torch.float32  # autocast: the weights stay fp32
+    assert curves[1] == pytest.approx(curves[0], abs=0.05)
+    assert curves[1] != curves[0]  # the forward really ran in bfloat16

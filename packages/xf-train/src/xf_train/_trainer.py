@@ -256,7 +256,7 @@ class Trainer:
         eval_every = a.steps_for(a.eval_steps, max_steps) if a.eval_steps is not None else 0
         start = time.perf_counter()
         start_step = self.state.global_step
-        window_loss, window_steps = 0.0, 0
+        window_loss, window_steps, run_loss = 0.0, 0, 0.0
         self._bar = progress_bar(total=max_steps, initial=start_step, desc="train", disable=a.disable_tqdm)
         for epoch in range(self.state.global_step // per_epoch, num_epochs):
             skip = self.state.global_step - epoch * per_epoch
@@ -265,24 +265,28 @@ class Trainer:
                 step = self.state.global_step
                 self.state.epoch = epoch + (step - epoch * per_epoch) / per_epoch
                 self._bar.update(1)
-                window_loss, window_steps = window_loss + logs["loss"], window_steps + 1
-                last_of_epoch = step == (epoch + 1) * per_epoch or step == max_steps
-                if (
-                    a.logging_strategy == "steps"
-                    and (step % log_every == 0 or (step == 1 and a.logging_first_step))
-                ) or (a.logging_strategy == "epoch" and last_of_epoch):
+                window_loss, window_steps, run_loss = (
+                    window_loss + logs["loss"],
+                    window_steps + 1,
+                    run_loss + logs["loss"],
+                )
+                end_of_epoch, last = step == (epoch + 1) * per_epoch or step == max_steps, step >= max_steps
+                if _due(a.logging_strategy, log_every, step, end_of_epoch) or (
+                    step == 1 and a.logging_first_step
+                ):
                     self.log({**logs, "loss": window_loss / window_steps})
                     window_loss, window_steps = 0.0, 0
-                if (a.eval_strategy == "steps" and step % eval_every == 0) or (
-                    a.eval_strategy == "epoch" and last_of_epoch
+                # like transformers, a step-based run also evaluates and saves at its last step
+                if _due(a.eval_strategy, eval_every, step, end_of_epoch) or (
+                    last and a.eval_strategy == "steps"
                 ):
                     self.evaluate()
-                if (a.save_strategy == "steps" and step % save_every == 0) or (
-                    a.save_strategy == "epoch" and last_of_epoch
+                if _due(a.save_strategy, save_every, step, end_of_epoch) or (
+                    last and a.save_strategy == "steps"
                 ):
                     self.save_checkpoint()
                 self._emit("step_end", logs)
-                if step >= max_steps:
+                if last:
                     break
             if self.state.global_step >= max_steps:
                 break
@@ -290,7 +294,11 @@ class Trainer:
         runtime = time.perf_counter() - start
         steps_run = max(1, self.state.global_step - start_step)
         self.log(
-            {"train_runtime": round(runtime, 4), "train_steps_per_second": round(steps_run / runtime, 3)}
+            {
+                "train_runtime": round(runtime, 4),
+                "train_steps_per_second": round(steps_run / runtime, 3),
+                "train_loss": run_loss / steps_run,
+            }
         )
         return self.state
 
@@ -443,6 +451,11 @@ class Trainer:
         self.state.global_step, self.state.epoch = saved.global_step, saved.epoch
         self.state.log_history = saved.log_history
         logger.info("resumed from %s at step %d", path, saved.global_step)
+
+
+def _due(strategy: str, every: int, step: int, end_of_epoch: bool) -> bool:
+    """Whether a "steps"/"epoch" strategy fires at ``step`` ("no" never does)."""
+    return (strategy == "steps" and step % every == 0) or (strategy == "epoch" and end_of_epoch)
 
 
 def _sorted_checkpoints(root: Path) -> list[Path]:
