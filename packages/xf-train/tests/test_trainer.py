@@ -260,3 +260,26 @@ def test_bf16_autocast_trains_close_to_fp32(tiny_checkpoint, token_dataset, tmp_
         assert model.dtype == torch.float32  # autocast: the weights stay fp32
     assert curves[1] == pytest.approx(curves[0], abs=0.05)
     assert curves[1] != curves[0]  # the forward really ran in bfloat16
+
+
+def test_accumulation_equals_one_large_batch(tiny_checkpoint, token_dataset, tmp_path):
+    path = tiny_checkpoint("LlamaForCausalLM")
+    runs = []
+    for batch_size, accumulation in ((4, 1), (2, 2), (1, 4)):
+        model = AutoModelForCausalLM.from_pretrained(path)
+        settings = {
+            **COMMON,
+            "per_device_train_batch_size": batch_size,
+            "gradient_accumulation_steps": accumulation,
+        }
+        args = TrainingArguments(output_dir=str(tmp_path), max_steps=3, logging_strategy="epoch", **settings)
+        state = Trainer(model, args, train_dataset=token_dataset[:8]).train()
+        runs.append((state.log_history, model.state_dict()))
+    for logs, weights in runs[1:]:
+        # 8 rows, 4 per step: 2 steps an epoch, so epoch logging gives one averaged entry per epoch
+        assert [e["step"] for e in logs if "loss" in e] == [2, 3]
+        for ours, reference in zip(logs, runs[0][0]):
+            if "loss" in ours:
+                assert ours["loss"] == pytest.approx(reference["loss"], abs=1e-5)
+        for name, value in runs[0][1].items():
+            torch.testing.assert_close(weights[name], value, rtol=0, atol=1e-5)
