@@ -15,6 +15,7 @@ _EXPORTS = {
     "get_scheduler": "xf_train._optim",
     "create_optimizer": "xf_train._optim",
     "get_decay_parameter_names": "xf_train._optim",
+    "DebugUnderflowOverflow": "xf_train._debug",
     "EvalPrediction": "xf_train._trainer",
     "Trainer": "xf_train._trainer",
     "TrainerState": "xf_train._trainer",

@@ -254,6 +254,10 @@ class Trainer:
         log_every = a.steps_for(a.logging_steps, max_steps)
         save_every = a.steps_for(a.save_steps, max_steps)
         eval_every = a.steps_for(a.eval_steps, max_steps) if a.eval_steps is not None else 0
+        if a.debug == "underflow_overflow":
+            from xf_train._debug import DebugUnderflowOverflow
+
+            DebugUnderflowOverflow(self.model)  # hooks stay for the life of the model, as in transformers
         start = time.perf_counter()
         start_step = self.state.global_step
         window_loss, window_steps, run_loss = 0.0, 0, 0.0

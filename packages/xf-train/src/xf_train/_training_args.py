@@ -84,6 +84,9 @@ class TrainingArguments:
     label_names: list[str] | None = None
     disable_tqdm: bool | None = None
     use_cpu: bool = False
+    debug: str = field(
+        default="", metadata=_help("'underflow_overflow': raise at the first inf/nan in a forward.")
+    )
     resume_from_checkpoint: str | None = None
 
     def __post_init__(self) -> None:
@@ -121,6 +124,8 @@ class TrainingArguments:
             self._fail("save_total_limit", "must be at least 1, or None to keep every checkpoint")
         if self.fp16:
             self._fail("fp16", "is not implemented by xf-train (no loss scaler); use bf16=True instead")
+        if self.debug not in ("", "underflow_overflow"):
+            self._fail("debug", "must be '' or 'underflow_overflow'")
         if self.report_to not in ("none", "None", ""):
             self._fail(
                 "report_to", "only 'none' is supported; read trainer.state.log_history or pass a callback"

@@ -3,9 +3,9 @@ or file and the fix."""
 
 from __future__ import annotations
 
-from xf_core.errors import XfConfigError, XfFileNotFoundError
+from xf_core.errors import XfConfigError, XfFileNotFoundError, XfValueError
 
-__all__ = ["CheckpointNotFoundError", "TrainingArgumentsError"]
+__all__ = ["CheckpointNotFoundError", "OverflowDetectedError", "TrainingArgumentsError"]
 
 
 class TrainingArgumentsError(XfConfigError):
@@ -14,3 +14,15 @@ class TrainingArgumentsError(XfConfigError):
 
 class CheckpointNotFoundError(XfFileNotFoundError):
     """``resume_from_checkpoint`` points to no usable checkpoint-<step> folder."""
+
+
+class OverflowDetectedError(XfValueError):
+    """A forward pass produced inf or nan; ``module`` and ``variable`` name the first place, ``report`` holds
+    the abs min/max of the frames before it."""
+
+    def __init__(self, message: str, *, module: str, variable: str, batch_number: int, report: str) -> None:
+        super().__init__(message)
+        self.module = module
+        self.variable = variable
+        self.batch_number = batch_number
+        self.report = report
