@@ -4,7 +4,7 @@ xf-load never imports xf-quant. Quantizers come from the ``xf_load.quantizers`` 
 first use), so installing xf-quant is all it takes::
 
     [project.entry-points."xf_load.quantizers"]
-    bitsandbytes_4bit = "xf_quant.bnb:Bnb4BitQuantizer"
+    bitsandbytes = "xf_quant:BnbQuantizer"
 
 ``from_pretrained(..., quantization_config=...)`` (a dict with ``quant_method``, or an object with
 ``to_dict()``) and a config.json carrying ``quantization_config`` both go through :func:`get_quantizer`.
