@@ -283,3 +283,25 @@ def test_accumulation_equals_one_large_batch(tiny_checkpoint, token_dataset, tmp
                 assert ours["loss"] == pytest.approx(reference["loss"], abs=1e-5)
         for name, value in runs[0][1].items():
             torch.testing.assert_close(weights[name], value, rtol=0, atol=1e-5)
+
+
+def test_model_card_lists_hyperparameters_and_eval_results(tiny_checkpoint, token_dataset, tmp_path):
+    import huggingface_hub
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_checkpoint("LlamaForCausalLM"))
+    settings = {**COMMON, "eval_strategy": "steps", "eval_steps": 2, "max_steps": 4}
+    args = TrainingArguments(output_dir=str(tmp_path / "run"), **settings)
+    trainer = Trainer(model, args, train_dataset=token_dataset, eval_dataset=token_dataset[:4])
+    trainer.train()
+    path = trainer.create_model_card(finetuned_from="tiny-llama", dataset="tokens", license="apache-2.0")
+    card = huggingface_hub.ModelCard.load(path)  # the front matter parses as Hub metadata
+    assert card.data.base_model == "tiny-llama" and card.data.license == "apache-2.0"
+    assert "generated_from_trainer" in card.data.tags
+    text = path.read_text()
+    assert "- learning_rate: 0.003" in text and "- total_train_batch_size: 4" in text
+    last_eval = [e for e in trainer.state.log_history if "eval_loss" in e][-1]["eval_loss"]
+    assert f"- Loss: {last_eval:.4f}" in text
+    table = [line for line in text.splitlines() if line.startswith("| ")]
+    assert len(table) == 3 and table[0].startswith(
+        "| Training Loss | Epoch | Step | Loss"
+    )  # header + 2 evals

@@ -368,6 +368,34 @@ class Trainer:
         (out / "training_args.json").write_text(self.args.to_json_string() + "\n")
         return out
 
+    def create_model_card(
+        self,
+        *,
+        model_name: str | None = None,
+        language: str | list[str] | None = None,
+        license: str | None = None,
+        tags: str | list[str] | None = None,
+        finetuned_from: str | None = None,
+        dataset: str | list[str] | None = None,
+    ) -> Path:
+        """Write ``output_dir/README.md``: front matter, hyperparameters, final eval metrics and a table of
+        the evaluations during training (transformers' card layout)."""
+        from xf_train._modelcard import model_card
+
+        out = Path(self.args.output_dir)  # type: ignore[arg-type]
+        out.mkdir(parents=True, exist_ok=True)
+        text = model_card(
+            self,
+            model_name=model_name or out.name,
+            language=language,
+            license=license,
+            tags=tags,
+            finetuned_from=finetuned_from,
+            dataset=dataset,
+        )
+        (out / "README.md").write_text(text)
+        return out / "README.md"
+
     def save_checkpoint(self) -> Path:
         """Write ``output_dir/checkpoint-<step>`` (through a temporary folder, renamed when complete) and
         drop the oldest checkpoints beyond ``save_total_limit``."""
