@@ -305,3 +305,15 @@ def test_model_card_lists_hyperparameters_and_eval_results(tiny_checkpoint, toke
     assert len(table) == 3 and table[0].startswith(
         "| Training Loss | Epoch | Step | Loss"
     )  # header + 2 evals
+
+
+def test_evaluate_without_labels_gives_metrics_only(tiny_checkpoint, token_dataset, tmp_path):
+    model = AutoModelForCausalLM.from_pretrained(tiny_checkpoint("LlamaForCausalLM"))
+    rows = [{k: v for k, v in row.items() if k != "labels"} for row in token_dataset]
+    args = TrainingArguments(output_dir=str(tmp_path), per_device_eval_batch_size=5, disable_tqdm=True)
+    trainer = Trainer(
+        model, args, eval_dataset=rows, compute_metrics=lambda p: {"rows": float(len(p.predictions))}
+    )
+    assert trainer.evaluate() == {"eval_rows": 11.0}
+    with pytest.raises(ValueError, match="returned no loss.*'labels'"):
+        Trainer(model, args, train_dataset=rows).train()

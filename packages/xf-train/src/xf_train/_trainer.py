@@ -174,7 +174,7 @@ class Trainer:
             batch = {**batch, "num_items_in_batch": num_items_in_batch}
         with torch.autocast(self._device().type, dtype=torch.bfloat16, enabled=self.args.bf16):
             outputs = self.model(**batch)
-        loss = outputs["loss"] if isinstance(outputs, dict) else outputs.loss
+        loss = _field(outputs, "loss")
         if loss is None:
             raise TrainingArgumentsError(
                 f"{type(self.model).__name__} returned no loss: the batches have keys {sorted(batch)} but no "
@@ -191,7 +191,12 @@ class Trainer:
 
     def train_step(self, micro_batches: list[dict[str, Any]]) -> dict[str, float]:
         """One optimizer step over ``micro_batches`` (one accumulation window); returns its logs."""
-        assert self.optimizer is not None and self.lr_scheduler is not None
+        if self.optimizer is None or self.lr_scheduler is None:
+            raise TrainingArgumentsError(
+                "train_step() needs an optimizer and a scheduler: call "
+                "create_optimizer_and_scheduler(num_training_steps) first (train() does).",
+                key="optimizers",
+            )
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         num_items = self._count_items(micro_batches)
@@ -336,10 +341,10 @@ class Trainer:
             with torch.autocast(self._device().type, dtype=torch.bfloat16, enabled=self.args.bf16):
                 outputs = self.model(**batch)
             n = next(iter(v for v in batch.values() if isinstance(v, torch.Tensor))).shape[0]
-            if outputs.loss is not None:
-                losses.append(outputs.loss.float().repeat(n))
+            if _field(outputs, "loss") is not None:
+                losses.append(_field(outputs, "loss").float().repeat(n))
             if self.compute_metrics is not None:
-                logits.append(outputs.logits.float().cpu())
+                logits.append(_field(outputs, "logits").float().cpu())
                 labels.append(batch["labels"].cpu() if "labels" in batch else None)
         metrics: dict[str, float] = {}
         if losses:
@@ -404,8 +409,7 @@ class Trainer:
         tmp = root / f".{final.name}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         self.save_model(tmp)
-        if not self.args.save_only_model:
-            assert self.optimizer is not None and self.lr_scheduler is not None
+        if not self.args.save_only_model and self.optimizer is not None and self.lr_scheduler is not None:
             torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
             torch.save(self.lr_scheduler.state_dict(), tmp / "scheduler.pt")
             rng = {"python": random.getstate(), "cpu": torch.random.get_rng_state()}
@@ -483,6 +487,11 @@ class Trainer:
         self.state.global_step, self.state.epoch = saved.global_step, saved.epoch
         self.state.log_history = saved.log_history
         logger.info("resumed from %s at step %d", path, saved.global_step)
+
+
+def _field(outputs: Any, name: str) -> Any:
+    """``outputs.name`` of a model output (dataclass or dict); None when absent."""
+    return outputs.get(name) if isinstance(outputs, dict) else getattr(outputs, name, None)
 
 
 def _due(strategy: str, every: int, step: int, end_of_epoch: bool) -> bool:
