@@ -205,6 +205,9 @@ def test_resume_errors_name_the_path(tiny_checkpoint, token_dataset, tmp_path):
         trainer.train(resume_from_checkpoint=True)
     with pytest.raises(FileNotFoundError, match="trainer_state.json"):
         trainer.train(resume_from_checkpoint=tmp_path)
+    args = TrainingArguments(output_dir=str(tmp_path), eval_strategy="epoch", **COMMON)
+    with pytest.raises(ValueError, match="eval_strategy='epoch' but the Trainer has no eval_dataset"):
+        Trainer(model, args, train_dataset=token_dataset).train()
 
 
 def test_classifier_trains_on_minilm_with_tokenizer_padding(tmp_path):

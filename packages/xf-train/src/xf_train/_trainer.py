@@ -246,6 +246,12 @@ class Trainer:
         a = self.args
         if self.train_dataset is None:
             raise TrainingArgumentsError("Trainer.train() needs a train_dataset.", key="train_dataset")
+        if a.eval_strategy != "no" and self.eval_dataset is None:
+            raise TrainingArgumentsError(
+                f"eval_strategy={a.eval_strategy!r} but the Trainer has no eval_dataset; pass one or set "
+                "eval_strategy='no'.",
+                key="eval_strategy",
+            )
         per_epoch = max(1, math.ceil(self.num_batches_per_epoch() / a.gradient_accumulation_steps))
         max_steps = a.max_steps if a.max_steps > 0 else math.ceil(a.num_train_epochs * per_epoch)
         num_epochs = math.ceil(max_steps / per_epoch)
