@@ -24,6 +24,20 @@ TINY = {
             "pad_token_id": 0,
         },
     ),
+    "BertForSequenceClassification": (
+        "BertConfig",
+        {
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "vocab_size": 96,
+            "max_position_embeddings": 64,
+            "hidden_dropout_prob": 0.0,
+            "attention_probs_dropout_prob": 0.0,
+            "num_labels": 3,
+        },
+    ),
     "GPT2LMHeadModel": (
         "GPT2Config",
         {

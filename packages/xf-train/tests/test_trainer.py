@@ -320,3 +320,29 @@ def test_evaluate_without_labels_gives_metrics_only(tiny_checkpoint, token_datas
     assert trainer.evaluate() == {"eval_rows": 11.0}
     with pytest.raises(ValueError, match="returned no loss.*'labels'"):
         Trainer(model, args, train_dataset=rows).train()
+
+
+def test_accumulation_of_a_mean_loss_head_equals_one_large_batch(tiny_checkpoint, token_dataset, tmp_path):
+    from xf_load import AutoModelForSequenceClassification
+
+    # its forward takes **kwargs but not num_items_in_batch: its loss is a mean per micro-batch
+    path = tiny_checkpoint("BertForSequenceClassification")
+    rows = [
+        {"input_ids": r["input_ids"], "attention_mask": r["attention_mask"], "label": i % 3}
+        for i, r in enumerate(token_dataset[:8])
+    ]
+    weights, logs = [], []
+    for batch_size, accumulation in ((8, 1), (2, 4)):
+        model = AutoModelForSequenceClassification.from_pretrained(path)
+        settings = {
+            **COMMON,
+            "per_device_train_batch_size": batch_size,
+            "gradient_accumulation_steps": accumulation,
+        }
+        args = TrainingArguments(output_dir=str(tmp_path), max_steps=2, **settings)
+        state = Trainer(model, args, train_dataset=rows).train()
+        weights.append(model.state_dict())
+        logs.append([v for e in state.log_history if "loss" in e for v in (e["loss"], e["grad_norm"])])
+    assert logs[1] == pytest.approx(logs[0], abs=1e-5)  # loss and gradient norm, not 4x larger
+    for name, value in weights[0].items():
+        torch.testing.assert_close(weights[1][name], value, rtol=0, atol=1e-5)

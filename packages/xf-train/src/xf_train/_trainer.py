@@ -103,9 +103,10 @@ class Trainer:
         self.state = TrainerState()
         signature = inspect.signature(model.forward).parameters
         self._forward_args = set(signature)
-        self._accepts_num_items = "num_items_in_batch" in signature or any(
-            p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.values()
-        )
+        # Only a forward that names num_items_in_batch normalises by it. transformers also passes it to any
+        # forward with **kwargs, so a mean loss that ignores it (BERT heads) is not divided by the
+        # accumulation steps there: its gradients grow with gradient_accumulation_steps. Here they do not.
+        self._accepts_num_items = "num_items_in_batch" in signature
         # Causal LM heads shift labels: position 0 of the labels is never a target, so it is not counted.
         self._shifts_labels = type(model).__name__.endswith(("ForCausalLM", "LMHeadModel"))
         self._bar: Any = None
