@@ -22,7 +22,8 @@ def xf(*args, stdin=None):
         input=stdin,
         capture_output=True,
         text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        # CI silences progress bars (XF_DISABLE_PROGRESS=1); these runs check the bar, so they allow it.
+        env={**{k: v for k, v in os.environ.items() if k != "XF_DISABLE_PROGRESS"}, "HF_HUB_OFFLINE": "1"},
         timeout=300,
     )
 
