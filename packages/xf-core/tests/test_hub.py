@@ -103,3 +103,26 @@ def test_invalid_repo_id_reads_as_missing_directory(tmp_path):
 def test_path_objects_are_always_local(tmp_path):
     with pytest.raises(XfFileNotFoundError, match="no such directory"):
         resolve_file(Path("org-name"), "config.json")
+
+
+@pytest.mark.parametrize(
+    ("raised", "expected"),
+    [
+        ("LocalEntryNotFoundError", "could not reach the Hub to download config.json of org/tiny"),
+        ("RemoteEntryNotFoundError", "org/tiny has no file named config.json"),
+    ],
+)
+def test_download_failures_say_which_kind(tmp_path, monkeypatch, raised, expected):
+    import huggingface_hub
+    from huggingface_hub import errors
+
+    def fail(*args, **kwargs):
+        if raised == "LocalEntryNotFoundError":
+            raise errors.LocalEntryNotFoundError("offline")
+        raise errors.EntryNotFoundError("404")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fail)
+    with patch_env(HF_HUB_OFFLINE=None, TRANSFORMERS_OFFLINE=None):
+        with pytest.raises(XfFileNotFoundError, match=expected):
+            resolve_file("org/tiny", "config.json", cache_dir=tmp_path)
+        assert resolve_file("org/tiny", "config.json", cache_dir=tmp_path, missing_ok=True) is None

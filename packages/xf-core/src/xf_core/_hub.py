@@ -131,14 +131,14 @@ def _resolve_hub(
     offline = local_files_only or hf_hub_offline()
     repo_file = f"{subfolder}/{filename}" if subfolder else filename
     where = f"{repo_id}@{revision}" if revision else repo_id
-    try:
+
+    def missing(message: str) -> XfFileNotFoundError:
+        return XfFileNotFoundError(message, path=repo_id, filename=filename)
+
+    try:  # validates the repo id too (hf_hub_download would fail the same way)
         cached = try_to_load_from_cache(repo_id, repo_file, cache_dir=cache_dir, revision=revision)
     except hub_errors.HFValidationError as e:
-        raise XfFileNotFoundError(
-            f"no such directory: {repo_id}, and it is not a valid Hub repo id either ({e}).",
-            path=repo_id,
-            filename=filename,
-        ) from e
+        raise missing(f"no such directory: {repo_id}, and it is not a valid Hub repo id either ({e}).") from e
     if isinstance(cached, str):
         return Path(cached)
     if cached is _CACHED_NO_EXIST and missing_ok:
@@ -147,11 +147,9 @@ def _resolve_hub(
         if missing_ok:
             return None
         setting = "local_files_only=True" if local_files_only else "HF_HUB_OFFLINE=1"
-        raise XfFileNotFoundError(
+        raise missing(
             f"{repo_file} of {where} is not in the Hugging Face cache and {setting} forbids downloading it; "
-            f"download it once while online (or pass a local directory), or unset {setting.split('=')[0]}.",
-            path=repo_id,
-            filename=filename,
+            f"download it once while online (or pass a local directory), or unset {setting.split('=')[0]}."
         )
     try:
         path = hf_hub_download(
@@ -164,37 +162,23 @@ def _resolve_hub(
             library_name="xf",
         )
     except hub_errors.RepositoryNotFoundError as e:
-        raise XfFileNotFoundError(
+        raise missing(
             f"no such directory: {repo_id}, and the Hub has no repo {repo_id} you can read; check the name, "
-            "or log in with `hf auth login` if it is private or gated.",
-            path=repo_id,
-            filename=filename,
+            "or log in with `hf auth login` if it is private or gated."
         ) from e
     except hub_errors.RevisionNotFoundError as e:
-        raise XfFileNotFoundError(
-            f"{repo_id} has no revision {revision!r}; pass an existing branch, tag or commit.",
-            path=repo_id,
-            filename=filename,
+        raise missing(
+            f"{repo_id} has no revision {revision!r}; pass an existing branch, tag or commit."
+        ) from e
+    except hub_errors.LocalEntryNotFoundError as e:  # before EntryNotFoundError, its base class
+        if missing_ok:
+            return None
+        raise missing(
+            f"could not reach the Hub to download {repo_file} of {where}, and it is not in the cache; "
+            "check your connection, or set HF_HUB_OFFLINE=1 and pass a local directory."
         ) from e
     except hub_errors.EntryNotFoundError as e:
         if missing_ok:
             return None
-        raise XfFileNotFoundError(
-            f"{where} has no file named {repo_file}.", path=repo_id, filename=filename
-        ) from e
-    except hub_errors.LocalEntryNotFoundError as e:
-        if missing_ok:
-            return None
-        raise XfFileNotFoundError(
-            f"could not reach the Hub to download {repo_file} of {where}, and it is not in the cache; "
-            "check your connection, or set HF_HUB_OFFLINE=1 and pass a local directory.",
-            path=repo_id,
-            filename=filename,
-        ) from e
-    except hub_errors.HFValidationError as e:
-        raise XfFileNotFoundError(
-            f"no such directory: {repo_id}, and it is not a valid Hub repo id either ({e}).",
-            path=repo_id,
-            filename=filename,
-        ) from e
+        raise missing(f"{where} has no file named {repo_file}.") from e
     return Path(path)
