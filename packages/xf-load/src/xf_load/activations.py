@@ -94,12 +94,12 @@ ACTIVATIONS: dict[str, Activation] = {
 }
 
 
-def get_activation(name: str) -> Activation:
-    """The activation called ``name``; an unknown name raises an error listing the known ones."""
+def get_activation(name: str, *, key: str = "hidden_act") -> Activation:
+    """The activation called ``name``; an unknown name raises an error naming the config ``key`` and listing the
+    known ones (so a config's ``validate`` can call it too)."""
     try:
         return ACTIVATIONS[name]
     except KeyError:
         raise XfConfigError(
-            f"unknown activation {name!r} (config key hidden_act); known: {', '.join(sorted(ACTIVATIONS))}.",
-            key="hidden_act",
+            f"{key}={name!r} is unknown; known: {', '.join(sorted(ACTIVATIONS))}.", key=key
         ) from None

@@ -141,6 +141,12 @@ class PretrainedConfig:
     def validate(self) -> None:
         """Family checks; raise :class:`XfConfigError` naming the field. Called at the end of ``__post_init__``."""
 
+    def check_positive(self, *names: str) -> None:
+        """Raise :class:`XfConfigError` naming the first of ``names`` whose value is not positive."""
+        for name in names:
+            if getattr(self, name) <= 0:
+                raise XfConfigError(f"{name}={getattr(self, name)} must be positive.", key=name)
+
     # ---- attribute aliases and extra keys -------------------------------------------------------------
     def __getattr__(self, name: str) -> Any:  # only called when normal lookup fails
         aliases = type(self).aliases

@@ -28,7 +28,7 @@ from torch import nn
 
 from xf_core.errors import XfConfigError, XfValueError
 from xf_load import initialization as init
-from xf_load.activations import ACTIVATIONS, get_activation
+from xf_load.activations import get_activation
 from xf_load.attention import get_attention
 from xf_load.configuration_utils import PretrainedConfig
 from xf_load.losses import (
@@ -98,26 +98,16 @@ class BertConfig(PretrainedConfig):
     add_cross_attention: bool = False
 
     def validate(self) -> None:
-        for name in (
-            "vocab_size",
-            "hidden_size",
-            "num_hidden_layers",
-            "num_attention_heads",
-            "intermediate_size",
-        ):
-            if getattr(self, name) <= 0:
-                raise XfConfigError(f"{name}={getattr(self, name)} must be positive.", key=name)
+        self.check_positive(
+            "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size"
+        )
         if self.hidden_size % self.num_attention_heads:
             raise XfConfigError(
                 f"hidden_size={self.hidden_size} is not divisible by num_attention_heads="
                 f"{self.num_attention_heads}; pick a head count that divides the hidden size.",
                 key="hidden_size",
             )
-        if self.hidden_act not in ACTIVATIONS:
-            raise XfConfigError(
-                f"hidden_act={self.hidden_act!r} is unknown; known: {', '.join(sorted(ACTIVATIONS))}.",
-                key="hidden_act",
-            )
+        get_activation(self.hidden_act)
         position_type = self.extra.get("position_embedding_type", "absolute")
         if position_type != "absolute":
             raise XfConfigError(

@@ -26,7 +26,7 @@ from torch import nn
 
 from xf_core.errors import XfConfigError, XfValueError
 from xf_load import initialization as init
-from xf_load.activations import ACTIVATIONS, get_activation
+from xf_load.activations import get_activation
 from xf_load.attention import eager_attention, get_attention
 from xf_load.cache import Cache, DynamicCache
 from xf_load.configuration_utils import PretrainedConfig
@@ -86,9 +86,7 @@ class GPT2Config(PretrainedConfig):
         return self.n_embd // self.n_head
 
     def validate(self) -> None:
-        for name in ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head"):
-            if getattr(self, name) <= 0:
-                raise XfConfigError(f"{name}={getattr(self, name)} must be positive.", key=name)
+        self.check_positive("vocab_size", "n_positions", "n_embd", "n_layer", "n_head")
         if self.n_embd % self.n_head:
             raise XfConfigError(
                 f"n_embd={self.n_embd} (hidden_size) is not divisible by n_head={self.n_head} "
@@ -100,11 +98,7 @@ class GPT2Config(PretrainedConfig):
                 "add_cross_attention=True (GPT-2 as a seq2seq decoder) is not supported by xf; set it to false.",
                 key="add_cross_attention",
             )
-        if self.activation_function not in ACTIVATIONS:
-            raise XfConfigError(
-                f"activation_function={self.activation_function!r} is unknown; known: {', '.join(sorted(ACTIVATIONS))}.",
-                key="activation_function",
-            )
+        get_activation(self.activation_function, key="activation_function")
 
 
 # ---------------------------------------------------------------------------------------------- blocks

@@ -123,15 +123,9 @@ class LlamaConfig(PretrainedConfig):
         pass
 
     def validate(self) -> None:
-        for name in (
-            "hidden_size",
-            "num_hidden_layers",
-            "num_attention_heads",
-            "vocab_size",
-            "intermediate_size",
-        ):
-            if getattr(self, name) <= 0:
-                raise XfConfigError(f"{name}={getattr(self, name)} must be positive.", key=name)
+        self.check_positive(
+            "hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size", "intermediate_size"
+        )
         if self.hidden_size % self.num_attention_heads:
             raise XfConfigError(
                 f"hidden_size={self.hidden_size} is not divisible by num_attention_heads="
