@@ -176,9 +176,9 @@ def test_checkpoints_are_complete_rotated_and_loadable(tiny_checkpoint, token_da
     assert {
         "config.json",
         "model.safetensors",
-        "optimizer.pt",
-        "scheduler.pt",
-        "rng_state.pth",
+        "optimizer.safetensors",
+        "scheduler.json",
+        "rng_state.safetensors",
         "trainer_state.json",
         "training_args.json",
     } <= {p.name for p in ckpt.iterdir()}

@@ -29,6 +29,13 @@ from torch import nn
 from xf_core.logging import get_logger, progress_bar
 from xf_train._collators import DataCollatorWithPadding, default_data_collator
 from xf_train._optim import create_optimizer, get_scheduler
+from xf_train._state_io import (
+    check_training_state,
+    load_optimizer_state,
+    load_rng_state,
+    load_scheduler_state,
+    save_training_state,
+)
 from xf_train._training_args import TrainingArguments
 from xf_train.errors import CheckpointNotFoundError, TrainingArgumentsError
 
@@ -417,12 +424,7 @@ class Trainer:
         shutil.rmtree(tmp, ignore_errors=True)
         self.save_model(tmp)
         if not self.args.save_only_model and self.optimizer is not None and self.lr_scheduler is not None:
-            torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
-            torch.save(self.lr_scheduler.state_dict(), tmp / "scheduler.pt")
-            rng = {"python": random.getstate(), "cpu": torch.random.get_rng_state()}
-            if torch.cuda.is_available():
-                rng["cuda"] = torch.cuda.random.get_rng_state_all()
-            torch.save(rng, tmp / "rng_state.pth")
+            save_training_state(tmp, self.optimizer, self.lr_scheduler)
         self.state.save_to_json(tmp / TRAINER_STATE_NAME)
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
@@ -461,14 +463,7 @@ class Trainer:
         from safetensors.torch import load_file
 
         assert self.optimizer is not None and self.lr_scheduler is not None
-        for name in ("optimizer.pt", "scheduler.pt"):
-            if not (path / name).is_file():
-                raise CheckpointNotFoundError(
-                    f"{path} has no {name} (saved with save_only_model=True?); it cannot resume training. "
-                    "Load the weights with from_pretrained and start a new run instead.",
-                    path=str(path),
-                    filename=name,
-                )
+        check_training_state(path)
         state: dict[str, torch.Tensor] = {}
         index = path / "model.safetensors.index.json"
         files = sorted(set(json.loads(index.read_text())["weight_map"].values())) if index.is_file() else []
@@ -482,14 +477,9 @@ class Trainer:
                 f"unexpected {sorted(result.unexpected_keys)}. Resume with the model that wrote it.",
                 path=str(path),
             )
-        self.optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
-        self.lr_scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
-        if (path / "rng_state.pth").is_file():
-            rng = torch.load(path / "rng_state.pth", weights_only=False)
-            random.setstate(rng["python"])
-            torch.random.set_rng_state(rng["cpu"])
-            if "cuda" in rng and torch.cuda.is_available():
-                torch.cuda.random.set_rng_state_all(rng["cuda"])
+        load_optimizer_state(path, self.optimizer)
+        load_scheduler_state(path, self.lr_scheduler)
+        load_rng_state(path)
         saved = TrainerState.load_from_json(path / TRAINER_STATE_NAME)
         self.state.global_step, self.state.epoch = saved.global_step, saved.epoch
         self.state.log_history = saved.log_history

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from xf_core.errors import XfConfigError, XfFileNotFoundError, XfValueError
 
-__all__ = ["CheckpointNotFoundError", "OverflowDetectedError", "TrainingArgumentsError"]
+__all__ = [
+    "CheckpointNotFoundError",
+    "OverflowDetectedError",
+    "TrainingArgumentsError",
+    "UnsafeCheckpointError",
+]
 
 
 class TrainingArgumentsError(XfConfigError):
@@ -14,6 +19,14 @@ class TrainingArgumentsError(XfConfigError):
 
 class CheckpointNotFoundError(XfFileNotFoundError):
     """``resume_from_checkpoint`` points to no usable checkpoint-<step> folder."""
+
+
+class UnsafeCheckpointError(XfValueError):
+    """A checkpoint file (``path``) cannot be read without running code, or is corrupt; it is refused."""
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class OverflowDetectedError(XfValueError):
