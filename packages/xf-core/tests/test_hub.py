@@ -126,3 +126,22 @@ def test_download_failures_say_which_kind(tmp_path, monkeypatch, raised, expecte
         with pytest.raises(XfFileNotFoundError, match=expected):
             resolve_file("org/tiny", "config.json", cache_dir=tmp_path)
         assert resolve_file("org/tiny", "config.json", cache_dir=tmp_path, missing_ok=True) is None
+
+
+def test_hub_options_pop_from_kwargs_and_override(tmp_path):
+    from xf_core import HubOptions
+
+    kwargs = {"revision": "v1", "token": False, "num_labels": 3}
+    opts = HubOptions.pop_from(kwargs, base=HubOptions(subfolder="sub"))
+    assert opts == HubOptions(revision="v1", token=False, subfolder="sub")
+    assert kwargs == {"num_labels": 3}  # only the Hub keywords are taken
+    with pytest.raises(Exception, match="frozen|cannot assign"):
+        opts.revision = "v2"  # type: ignore[misc]
+
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "config.json").write_text("{}")
+    assert resolve_file(tmp_path, "config.json", hub=opts) == tmp_path / "sub" / "config.json"
+    # a keyword overrides the options object; a misspelt one is named
+    assert resolve_file(tmp_path, "config.json", hub=opts, subfolder=None, missing_ok=True) is None
+    with pytest.raises(ValueError, match="revison"):
+        resolve_file(tmp_path, "config.json", revison="v1")

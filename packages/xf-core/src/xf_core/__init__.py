@@ -4,7 +4,7 @@ Hub/local file resolution, errors, logging and progress bars, lazy imports, depe
 dataclass argument parser, testing helpers (``xf_core.testing``) and the ``xf`` command.
 """
 
-from xf_core._hub import is_local_path, resolve_file, resolve_files
+from xf_core._hub import HubOptions, is_local_path, resolve_file, resolve_files
 from xf_core.argparser import ArgumentParser
 from xf_core.errors import (
     MissingDependencyError,
@@ -21,6 +21,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ArgumentParser",
+    "HubOptions",
     "MissingDependencyError",
     "XfConfigError",
     "XfDependencyVersionError",

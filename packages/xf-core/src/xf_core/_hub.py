@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import Any
 
 from xf_core.constants import hf_hub_offline
-from xf_core.errors import XfFileNotFoundError
+from xf_core.errors import XfFileNotFoundError, XfValueError
 
-__all__ = ["is_local_path", "resolve_file", "resolve_files"]
+__all__ = ["HubOptions", "is_local_path", "resolve_file", "resolve_files"]
 
 
 def is_local_path(path_or_repo_id: str | os.PathLike[str]) -> bool:
@@ -32,63 +34,74 @@ def is_local_path(path_or_repo_id: str | os.PathLike[str]) -> bool:
     )
 
 
+@dataclass(frozen=True, kw_only=True)
+class HubOptions:
+    """Where and how to fetch a repo's files; one object handed to every resolver and loader.
+
+    The fields are the Hub keywords transformers users pass to ``from_pretrained``. Build it once from
+    those keywords (:meth:`pop_from`) and pass it down, so config, weights and tokenizer all come from the
+    same revision.
+    """
+
+    revision: str | None = None
+    subfolder: str | None = None
+    cache_dir: str | os.PathLike[str] | None = None
+    local_files_only: bool = False
+    token: str | bool | None = None
+
+    @classmethod
+    def pop_from(cls, kwargs: dict[str, Any], base: HubOptions | None = None) -> HubOptions:
+        """Take the Hub keywords out of ``kwargs`` (a ``**kwargs`` dict) into options over ``base``."""
+        found = {name: kwargs.pop(name) for name in _HUB_FIELDS if name in kwargs}
+        return replace(base or cls(), **found)
+
+    def with_subfolder(self, subfolder: str | None) -> HubOptions:
+        return replace(self, subfolder=subfolder)
+
+
+_HUB_FIELDS = tuple(f.name for f in fields(HubOptions))
+
+
+def _options(hub: HubOptions | None, legacy: dict[str, Any]) -> HubOptions:
+    unknown = sorted(set(legacy) - set(_HUB_FIELDS))
+    if unknown:
+        raise XfValueError(f"unknown Hub option(s) {unknown}; the options are {', '.join(_HUB_FIELDS)}.")
+    return replace(hub or HubOptions(), **legacy)
+
+
 def resolve_file(
     path_or_repo_id: str | os.PathLike[str],
     filename: str,
     *,
-    revision: str | None = None,
-    subfolder: str | None = None,
-    cache_dir: str | os.PathLike[str] | None = None,
-    local_files_only: bool = False,
-    token: str | bool | None = None,
+    hub: HubOptions | None = None,
     missing_ok: bool = False,
+    **hub_kwargs: Any,
 ) -> Path | None:
     """Return the local path of ``filename`` from a directory or a Hub repo.
 
     A local directory is used as is. Otherwise the file comes from the Hugging Face cache (no network call
     when it is there) or is downloaded. With ``missing_ok=True`` a file the directory or repo does not have
     gives ``None``; every other failure raises :class:`XfFileNotFoundError` that says what to do.
+    ``hub_kwargs`` (the fields of :class:`HubOptions`) override ``hub``.
     """
-    subfolder = subfolder or ""
+    opts = _options(hub, hub_kwargs)
+    subfolder = opts.subfolder or ""
     if is_local_path(path_or_repo_id):
         return _resolve_local(str(path_or_repo_id), filename, subfolder, missing_ok)
-    return _resolve_hub(
-        str(path_or_repo_id),
-        filename,
-        subfolder=subfolder,
-        revision=revision,
-        cache_dir=cache_dir,
-        local_files_only=local_files_only,
-        token=token,
-        missing_ok=missing_ok,
-    )
+    return _resolve_hub(str(path_or_repo_id), filename, opts, missing_ok=missing_ok)
 
 
 def resolve_files(
     path_or_repo_id: str | os.PathLike[str],
     filenames: Iterable[str],
     *,
-    revision: str | None = None,
-    subfolder: str | None = None,
-    cache_dir: str | os.PathLike[str] | None = None,
-    local_files_only: bool = False,
-    token: str | bool | None = None,
+    hub: HubOptions | None = None,
     missing_ok: bool = False,
+    **hub_kwargs: Any,
 ) -> list[Path | None]:
     """:func:`resolve_file` for several names, in order (e.g. the shards of a checkpoint)."""
-    return [
-        resolve_file(
-            path_or_repo_id,
-            name,
-            revision=revision,
-            subfolder=subfolder,
-            cache_dir=cache_dir,
-            local_files_only=local_files_only,
-            token=token,
-            missing_ok=missing_ok,
-        )
-        for name in filenames
-    ]
+    opts = _options(hub, hub_kwargs)
+    return [resolve_file(path_or_repo_id, name, hub=opts, missing_ok=missing_ok) for name in filenames]
 
 
 def _resolve_local(given: str, filename: str, subfolder: str, missing_ok: bool) -> Path | None:
@@ -113,21 +126,13 @@ def _resolve_local(given: str, filename: str, subfolder: str, missing_ok: bool) 
     )
 
 
-def _resolve_hub(
-    repo_id: str,
-    filename: str,
-    *,
-    subfolder: str,
-    revision: str | None,
-    cache_dir: str | os.PathLike[str] | None,
-    local_files_only: bool,
-    token: str | bool | None,
-    missing_ok: bool,
-) -> Path | None:
+def _resolve_hub(repo_id: str, filename: str, opts: HubOptions, *, missing_ok: bool) -> Path | None:
     from huggingface_hub import errors as hub_errors
     from huggingface_hub import hf_hub_download, try_to_load_from_cache
     from huggingface_hub.file_download import _CACHED_NO_EXIST
 
+    subfolder, revision, cache_dir = opts.subfolder or "", opts.revision, opts.cache_dir
+    local_files_only, token = opts.local_files_only, opts.token
     offline = local_files_only or hf_hub_offline()
     repo_file = f"{subfolder}/{filename}" if subfolder else filename
     where = f"{repo_id}@{revision}" if revision else repo_id
