@@ -4,12 +4,21 @@ Templates come from the Hub and are untrusted code. They render in ``ImmutableSa
 (``trim_blocks``, ``lstrip_blocks``, ``loopcontrols``, the ``{% generation %}`` tag); reaching for ``__class__``, ``__globals__`` or
 mutating inputs raises :class:`ChatTemplateError`. Globals: ``raise_exception``, ``strftime_now``; the
 ``tojson`` filter keeps non-ASCII text and does not HTML-escape, as transformers' does.
+
+Rendering has a budget, so a hostile template cannot hang or exhaust the process: at most
+:data:`MAX_RENDER_SECONDS` per conversation (a watchdog interrupts the rendering thread) and at most
+:data:`MAX_RENDER_CHARS` of output; ``*``/``+``/``**`` and filter or method calls that would build something
+larger are refused before they allocate. Past either limit :class:`ChatTemplateError` says which and how to
+raise it (``render(..., max_seconds=, max_chars=)`` or these module constants).
 """
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
+import functools
 import json
+import threading
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from datetime import datetime
@@ -27,6 +36,52 @@ _GENERATION_TRACKING: ContextVar[tuple[list[str], list[tuple[int, int]]] | None]
     "xf_chat_generation_tracking", default=None
 )
 _REASONING_FIELDS = ("reasoning_content", "thinking", "reasoning")
+MAX_RENDER_SECONDS = 10.0
+MAX_RENDER_CHARS = 10_000_000
+# The size limit of the conversation being rendered; read by the sandbox's operator and call checks.
+_MAX_CHARS: ContextVar[int] = ContextVar("xf_chat_max_chars", default=MAX_RENDER_CHARS)
+
+
+class _RenderTimeout(BaseException):
+    """Raised inside the rendering thread by the watchdog (BaseException: templates cannot catch it)."""
+
+
+class _Budget(Exception):
+    """A template operation would exceed the output-size budget."""
+
+
+def _check_size(n: int, what: str) -> None:
+    limit = _MAX_CHARS.get()
+    if n > limit:
+        raise _Budget(f"{what} would build {n:,} items, over the {limit:,}-character budget")
+
+
+def _sized(value: Any) -> int:
+    return len(value) if isinstance(value, (str, bytes, list, tuple)) else 0
+
+
+# Filters and str methods whose numeric argument is an output width or count.
+_SIZING = frozenset(
+    {"center", "ljust", "rjust", "zfill", "expandtabs", "indent", "wordwrap", "batch", "slice"}
+)
+
+
+def _check_args(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Refuse a sizing call whose numeric argument alone asks for more than the budget (``center(10**9)``)."""
+    if name not in _SIZING:
+        return
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) > _MAX_CHARS.get():
+            _check_size(int(abs(value)), f"{name}({value})")
+
+
+def _guard_filter(name: str, fn: Any) -> Any:
+    @functools.wraps(fn)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        _check_args(name, args[1:], kwargs)
+        return fn(*args, **kwargs)
+
+    return guarded
 
 
 def select_template(
@@ -77,11 +132,28 @@ def _compile(template: str) -> Any:
         return datetime.now().strftime(fmt)
 
     class Sandbox(ImmutableSandboxedEnvironment):
+        intercepted_binops = frozenset({"*", "+", "**"})
+
         # Jinja's sandbox answers an unsafe attribute with an Undefined that prints as ""; refuse it outright.
         def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
             raise jinja2.exceptions.SecurityError(
                 f"access to attribute {attribute!r} of a {type(obj).__name__} object is unsafe"
             )
+
+        def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+            if operator == "*":
+                for seq, n in ((left, right), (right, left)):
+                    if _sized(seq) and isinstance(n, int):
+                        _check_size(_sized(seq) * n, f"{type(seq).__name__} * {n}")
+            elif operator == "+":
+                _check_size(_sized(left) + _sized(right), "+")
+            elif operator == "**" and isinstance(right, (int, float)) and abs(right) > 1024:
+                _check_size(_MAX_CHARS.get() + 1, f"** {right}")
+            return super().call_binop(context, operator, left, right)
+
+        def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+            _check_args(getattr(__obj, "__name__", ""), args, kwargs)
+            return super().call(__context, __obj, *args, **kwargs)
 
     class Namespace(jinja2.utils.Namespace):
         # Namespaces reject underscore names, so a template cannot plant dunder attributes.
@@ -126,6 +198,7 @@ def _compile(template: str) -> Any:
     env.filters["tojson"] = tojson
     env.globals["raise_exception"] = raise_exception
     env.globals["strftime_now"] = strftime_now
+    env.filters = {name: _guard_filter(name, fn) for name, fn in env.filters.items()}
     try:
         return env.from_string(template)
     except jinja2.exceptions.TemplateSyntaxError as e:
@@ -158,11 +231,17 @@ def render(
     add_generation_prompt: bool = False,
     continue_final_message: bool | str = False,
     variables: Mapping[str, Any] | None = None,
+    max_seconds: float | None = None,
+    max_chars: int | None = None,
 ) -> tuple[list[str], list[list[tuple[int, int]]]]:
     """Render each conversation; ``variables`` (special tokens, user kwargs) are passed to the template.
 
     Returns the texts and, per text, the character spans the template wrapped in ``{% generation %}``.
+    Each conversation renders within ``max_seconds`` and ``max_chars`` (default :data:`MAX_RENDER_SECONDS`,
+    :data:`MAX_RENDER_CHARS`).
     """
+    max_seconds = MAX_RENDER_SECONDS if max_seconds is None else max_seconds
+    max_chars = MAX_RENDER_CHARS if max_chars is None else max_chars
     jinja2 = require("jinja2", purpose="chat templates")
     from jinja2.exceptions import SecurityError
 
@@ -223,16 +302,32 @@ def render(
         blocks: list[str] = []
         spans: list[tuple[int, int]] = []
         token = _GENERATION_TRACKING.set((blocks, spans))
+        size_token = _MAX_CHARS.set(max_chars)
+        watchdog = _Watchdog(max_seconds)
         try:
-            for block in compiled.generate(
-                messages=messages,
-                tools=_plain(tools),
-                documents=_plain(documents),
-                add_generation_prompt=add_generation_prompt,
-                **extra,
-            ):
-                blocks.append(block)
+            with watchdog:
+                size = 0
+                for block in compiled.generate(
+                    messages=messages,
+                    tools=_plain(tools),
+                    documents=_plain(documents),
+                    add_generation_prompt=add_generation_prompt,
+                    **extra,
+                ):
+                    size += len(block)
+                    _check_size(size, "the rendered text")
+                    blocks.append(block)
             text = "".join(blocks)
+        except _RenderTimeout as e:
+            raise ChatTemplateError(
+                f"the chat template did not finish rendering within {max_seconds:g} s; it is refused. Use a "
+                "trusted template, or raise the limit with xf_tokenize._chat.MAX_RENDER_SECONDS."
+            ) from e
+        except _Budget as e:
+            raise ChatTemplateError(
+                f"the chat template is refused: {e}. Use a trusted template, or raise the limit with "
+                "xf_tokenize._chat.MAX_RENDER_CHARS."
+            ) from e
         except SecurityError as e:
             raise ChatTemplateError(
                 f"the chat template tried to leave its sandbox ({e}); it is refused. Use a trusted template."
@@ -240,6 +335,7 @@ def render(
         except jinja2.exceptions.TemplateError as e:
             raise ChatTemplateError(f"the chat template raised an error: {e}") from e
         finally:
+            _MAX_CHARS.reset(size_token)
             _GENERATION_TRACKING.reset(token)
         if continue_final_message:
             assert isinstance(final, str)
@@ -253,6 +349,38 @@ def render(
         rendered.append(text)
         all_spans.append(spans)
     return rendered, all_spans
+
+
+class _Watchdog:
+    """Interrupts the thread that entered it with :class:`_RenderTimeout` once ``seconds`` have passed.
+
+    Template code is Python bytecode, so an exception set asynchronously on the thread stops any loop. The
+    lock makes "finished" and "interrupt" exclusive: once ``__exit__`` has run, nothing is injected.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._lock = threading.Lock()
+        self._done = False
+        self._thread_id = threading.get_ident()
+        self._timer = threading.Timer(seconds, self._interrupt)
+        self._timer.daemon = True
+
+    def _interrupt(self) -> None:
+        with self._lock:
+            if not self._done:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                    ctypes.c_ulong(self._thread_id), ctypes.py_object(_RenderTimeout)
+                )
+
+    def __enter__(self) -> _Watchdog:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._done = True
+        self._timer.cancel()
 
 
 def _alias_reasoning(message: dict[str, Any]) -> dict[str, Any]:
