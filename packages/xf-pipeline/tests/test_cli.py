@@ -108,7 +108,9 @@ def test_bad_parameters_and_models_fail_clearly(capsys, monkeypatch, tmp_path, t
     code, _, err = run_here(capsys, monkeypatch, "ner", "-m", path, "-p", "aggregation=simple", "hello")
     assert code == 1 and "'aggregation'" in err and "aggregation_strategy" in err
     code, out, err = run_here(capsys, monkeypatch, "fill-mask", "-m", path, "no mask here")
-    assert code == 1 and out == "" and "input 1" in err
+    assert code == 1 and "1 input(s) failed" in err
+    (record,) = lines(out)
+    assert record["input"] == 1 and "mask" in record["error"]
 
 
 def test_parse_param():

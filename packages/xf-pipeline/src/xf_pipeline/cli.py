@@ -1,12 +1,23 @@
 """``xf pipeline TASK [INPUT ...]``: run a task on texts from the arguments or stdin, one JSON line out per
-input. Cheap to import: torch and the models load only when the command runs."""
+input. Cheap to import: torch and the models load only when the command runs.
+
+Stdin streams: a reader thread feeds a queue, a batch is cut when it is full or when no new line arrived for
+``--max-wait`` seconds, and each result is written (and flushed) as soon as its batch is done, so a person
+typing lines sees each answer at once. An input that fails (not UTF-8, rejected by the task) gets an error
+record ``{"input": N, "error": "..."}`` in its place and the run goes on (exit code 1 at the end);
+``--fail-fast`` stops at the first failure instead.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import queue
 import sys
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 from xf_core.errors import XfError
@@ -39,11 +50,64 @@ def _parse_input(text: str) -> Any:
     return text
 
 
-def _stdin_inputs(stream: TextIO) -> Iterator[Any]:
-    for line in stream:
+@dataclass(frozen=True)
+class _BadInput:
+    reason: str
+
+
+def _stdin_inputs(stream: TextIO) -> Iterator[tuple[int, Any]]:
+    """(line number, input) per non-blank line; a line that is not UTF-8 becomes a :class:`_BadInput`."""
+    raw: Iterable[bytes | str] = getattr(stream, "buffer", stream)
+    for number, line in enumerate(raw, 1):
+        if isinstance(line, bytes):
+            try:
+                line = line.decode("utf-8")
+            except UnicodeDecodeError as e:
+                yield number, _BadInput(f"line {number} is not UTF-8 text (byte {e.start}: {e.reason})")
+                continue
         line = line.rstrip("\r\n")
         if line.strip():
-            yield _parse_input(line)
+            yield number, _parse_input(line)
+
+
+def _stream_batches(
+    items: Iterator[tuple[int, Any]], batch_size: int, max_wait: float
+) -> Iterator[list[tuple[int, Any]]]:
+    """Batches of up to ``batch_size`` items; a batch is cut early when no item came for ``max_wait`` s.
+
+    ``items`` is read in a daemon thread, so a slow producer (a person typing) never delays a result."""
+    inbox: queue.Queue[tuple[int, Any] | None] = queue.Queue(maxsize=4 * batch_size)
+    failure: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            for item in items:
+                inbox.put(item)
+        except BaseException as e:  # re-raised in the consuming thread
+            failure.append(e)
+        finally:
+            inbox.put(None)
+
+    threading.Thread(target=read, daemon=True, name="xf-pipeline-stdin").start()
+    done = False
+    while not done:
+        first = inbox.get()
+        if first is None:
+            break
+        batch = [first]
+        deadline = time.monotonic() + max_wait
+        while len(batch) < batch_size:
+            try:
+                item = inbox.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if item is None:
+                done = True
+                break
+            batch.append(item)
+        yield batch
+    if failure:
+        raise failure[0]
 
 
 def setup(parser: argparse.ArgumentParser) -> Any:
@@ -73,6 +137,18 @@ def setup(parser: argparse.ArgumentParser) -> Any:
         default=[],
         metavar="KEY=VALUE",
         help="a task parameter, e.g. --param top_k=3 --param aggregation_strategy=simple (repeatable)",
+    )
+    parser.add_argument(
+        "--max-wait",
+        type=float,
+        default=0.05,
+        metavar="SECONDS",
+        help="stdin: run a partial batch when no new line came for this long (default 0.05)",
+    )
+    parser.add_argument(
+        "--fail-fast",
+        action="store_true",
+        help="stop at the first input that fails (default: write an error record for it and go on)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     _allow_options_between_inputs(parser)
@@ -116,11 +192,12 @@ def _run(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: TextIO
         return _fail(stderr, str(e))
     if args.batch_size is not None and args.batch_size < 1:
         return _fail(stderr, f"--batch-size must be >= 1, got {args.batch_size}.")
+    if args.max_wait < 0:
+        return _fail(stderr, f"--max-wait must be >= 0 seconds, got {args.max_wait}.")
     from_stdin = not args.inputs
     if from_stdin:
         if stdin.isatty():
             stderr.write("xf pipeline: reading inputs from stdin, one per line (Ctrl-D to end)\n")
-        inputs: Any = _stdin_inputs(stdin)
     else:
         inputs = [_parse_input(text) for text in args.inputs]
         if task == "sentence-similarity" and all(isinstance(i, str) for i in inputs):
@@ -136,19 +213,58 @@ def _run(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: TextIO
     from xf_core.logging import progress_bar
 
     batch_size = args.batch_size or (16 if from_stdin else 1)
-    count = 0
+    if from_stdin:
+        batches = _stream_batches(_stdin_inputs(stdin), batch_size, args.max_wait)
+    else:
+        numbered = list(enumerate(inputs, 1))
+        batches = iter([numbered[i : i + batch_size] for i in range(0, len(numbered), batch_size)])
+    bar = progress_bar(
+        desc=f"xf pipeline {task}", unit="input", disable=(args.no_progress or not from_stdin) or None
+    )
+    failed = 0
     try:
-        results = pipe(iter(inputs), batch_size=batch_size)
-        if from_stdin:
-            results = progress_bar(
-                results, desc=f"xf pipeline {task}", unit="input", disable=args.no_progress or None
-            )
-        for count, result in enumerate(results, 1):  # noqa: B007 - count is read after the loop
-            stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
-            stdout.flush()
-    except (XfError, ValueError, TypeError) as e:
-        return _fail(stderr, f"input {count + 1}: {e}", 1)
+        for batch in batches:
+            for number, result in _run_batch(pipe, batch):
+                if isinstance(result, _BadInput):
+                    failed += 1
+                    if args.fail_fast:
+                        return _fail(stderr, f"input {number}: {result.reason}", 1)
+                    stdout.write(json.dumps({"input": number, "error": result.reason}, ensure_ascii=False))
+                else:
+                    stdout.write(json.dumps(result, ensure_ascii=False))
+                stdout.write("\n")
+                stdout.flush()
+                bar.update(1)
+    finally:
+        bar.close()
+    if failed:
+        stderr.write(f"xf pipeline: {failed} input(s) failed; see their error records.\n")
+        return 1
     return 0
+
+
+def _run_batch(pipe: Any, batch: list[tuple[int, Any]]) -> Iterator[tuple[int, Any]]:
+    """(number, result or :class:`_BadInput`) per item, in order. A batch that fails is run item by item, so
+    the failure is pinned on its own input and the others still get their results."""
+    good = [(n, item) for n, item in batch if not isinstance(item, _BadInput)]
+    results: dict[int, Any] = {}
+    try:
+        outputs = list(pipe(iter([item for _, item in good]), batch_size=max(1, len(good)))) if good else []
+        results = {n: out for (n, _), out in zip(good, outputs, strict=True)}
+    except Exception:
+        for n, item in good:
+            try:
+                results[n] = next(iter(pipe(iter([item]), batch_size=1)))
+            except Exception as e:
+                results[n] = _BadInput(_reason(e))
+    for n, item in batch:
+        yield n, item if isinstance(item, _BadInput) else results[n]
+
+
+def _reason(error: Exception) -> str:
+    """One line: an xf error's own message; anything else with its type, as it did not come from a check."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return text if isinstance(error, XfError) else f"{type(error).__name__}: {text}"
 
 
 def _build(task: str, args: argparse.Namespace, params: dict[str, Any]) -> Any:
