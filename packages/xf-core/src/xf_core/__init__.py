@@ -4,6 +4,7 @@ Hub/local file resolution, errors, logging and progress bars, lazy imports, depe
 dataclass argument parser, testing helpers (``xf_core.testing``) and the ``xf`` command.
 """
 
+from xf_core._atomic import atomic_directory, check_interrupted_save, os_error
 from xf_core._hub import HubOptions, is_local_path, resolve_file, resolve_files
 from xf_core.argparser import ArgumentParser
 from xf_core.errors import (
@@ -12,6 +13,7 @@ from xf_core.errors import (
     XfDependencyVersionError,
     XfError,
     XfFileNotFoundError,
+    XfOSError,
     XfValueError,
 )
 from xf_core.lazy import is_available, lazy_exports, require
@@ -27,12 +29,16 @@ __all__ = [
     "XfDependencyVersionError",
     "XfError",
     "XfFileNotFoundError",
+    "XfOSError",
     "XfValueError",
     "__version__",
+    "atomic_directory",
+    "check_interrupted_save",
     "get_logger",
     "is_available",
     "is_local_path",
     "lazy_exports",
+    "os_error",
     "progress_bar",
     "require",
     "resolve_file",

@@ -12,6 +12,7 @@ __all__ = [
     "XfDependencyVersionError",
     "XfError",
     "XfFileNotFoundError",
+    "XfOSError",
     "XfValueError",
 ]
 
@@ -27,6 +28,20 @@ class XfFileNotFoundError(XfError, FileNotFoundError):
         super().__init__(message)
         self.path = path
         self.filename = filename
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class XfOSError(XfError, OSError):
+    """Reading or writing ``path`` failed at the OS level (disk full, permission, read-only); the message
+    names the path and what to do. ``errno`` is the OS error number."""
+
+    def __init__(self, message: str, *, path: str, errno_: int | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.filename = path
+        self.errno = errno_
 
     def __str__(self) -> str:
         return str(self.args[0])
