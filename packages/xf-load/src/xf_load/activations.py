@@ -1,20 +1,23 @@
-"""Activation functions by the names configs use (``hidden_act``): a registry of plain functions.
+"""Activation functions by the names configs use (``hidden_act``): a registry of plain functions, and the same
+activations as ``nn.Module`` classes under transformers' names (``ACT2CLS``, ``ACT2FN``) for code that wants a
+module (``ACT2FN["gelu"]`` is a fresh ``GELUActivation()``, as in transformers).
 
-Same numerics as transformers' activations of the same name. None of them has parameters, so none appears
-in a state dict.
+Same numerics as transformers' activations of the same name. Only ``xielu`` has parameters (a module only).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from xf_core.errors import XfConfigError
 
-__all__ = ["ACTIVATIONS", "get_activation"]
+__all__ = ["ACT2CLS", "ACT2FN", "ACTIVATIONS", "get_activation"]
 
 Activation = Callable[[torch.Tensor], torch.Tensor]
 
@@ -103,3 +106,185 @@ def get_activation(name: str, *, key: str = "hidden_act") -> Activation:
         raise XfConfigError(
             f"{key}={name!r} is unknown; known: {', '.join(sorted(ACTIVATIONS))}.", key=key
         ) from None
+
+
+# ---- the same activations as modules, under transformers' class names ----------------------------------------
+class _FunctionActivation(nn.Module):
+    """A parameter-free activation module: ``forward`` is the registry function ``fn``."""
+
+    fn: ClassVar[Activation]
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return type(self).fn(input)
+
+
+class NewGELUActivation(_FunctionActivation):
+    """GPT-2's tanh approximation of GELU."""
+
+    fn = staticmethod(gelu_new)
+
+
+class FastGELUActivation(_FunctionActivation):
+    """A faster tanh approximation of GELU."""
+
+    fn = staticmethod(gelu_fast)
+
+
+class QuickGELUActivation(_FunctionActivation):
+    """x * sigmoid(1.702 x)."""
+
+    fn = staticmethod(quick_gelu)
+
+
+class AccurateGELUActivation(_FunctionActivation):
+    """The tanh approximation of GELU."""
+
+    fn = staticmethod(gelu_new)
+
+
+class MishActivation(_FunctionActivation):
+    """x * tanh(softplus(x))."""
+
+    fn = staticmethod(F.mish)
+
+
+class LinearActivation(_FunctionActivation):
+    """The identity."""
+
+    fn = staticmethod(linear)
+
+
+class LaplaceActivation(_FunctionActivation):
+    """The Laplace CDF (MEGA)."""
+
+    fn = staticmethod(laplace)
+
+
+class ReLUSquaredActivation(_FunctionActivation):
+    """relu(x) ** 2 (Primer)."""
+
+    fn = staticmethod(relu2)
+
+
+class SqrtSoftplusActivation(_FunctionActivation):
+    """sqrt(softplus(x))."""
+
+    fn = staticmethod(sqrtsoftplus)
+
+
+class SiLUActivation(_FunctionActivation):
+    """x * sigmoid(x)."""
+
+    fn = staticmethod(F.silu)
+
+
+class GELUActivation(nn.Module):
+    """Exact GELU; ``use_gelu_python`` computes it with ``erf`` in Python (transformers' ``gelu_python``)."""
+
+    def __init__(self, use_gelu_python: bool = False) -> None:
+        super().__init__()
+        self.act = gelu_python if use_gelu_python else F.gelu
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return self.act(input)
+
+
+class GELUTanh(nn.Module):
+    """The tanh approximation of GELU, by torch's kernel or (``use_gelu_tanh_python``) in Python."""
+
+    def __init__(self, use_gelu_tanh_python: bool = False) -> None:
+        super().__init__()
+        self.act = gelu_python_tanh if use_gelu_tanh_python else gelu_pytorch_tanh
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return self.act(input)
+
+
+PytorchGELUTanh = GELUTanh
+
+
+class ClippedGELUActivation(nn.Module):
+    """GELU clipped to ``[min, max]`` (quantization-friendly ranges)."""
+
+    def __init__(self, min: float, max: float) -> None:
+        if min > max:
+            raise XfConfigError(
+                f"ClippedGELUActivation needs min <= max, got min={min}, max={max}.", key="min"
+            )
+        super().__init__()
+        self.min, self.max = min, max
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.clip(F.gelu(x), self.min, self.max)
+
+
+class XIELUActivation(nn.Module):
+    """xIELU (arXiv 2411.13010): trainable positive/negative slopes; transformers' parameter and buffer names."""
+
+    def __init__(
+        self,
+        alpha_p_init: float = 0.8,
+        alpha_n_init: float = 0.8,
+        beta: float = 0.5,
+        eps: float = -1e-6,
+        dtype: torch.dtype = torch.bfloat16,
+        with_vector_loads: bool = False,
+    ) -> None:
+        super().__init__()
+        inverse_softplus = lambda v: torch.log(torch.expm1(torch.tensor(v, dtype=dtype))).unsqueeze(0)  # noqa: E731
+        self.alpha_p = nn.Parameter(inverse_softplus(alpha_p_init))
+        self.alpha_n = nn.Parameter(inverse_softplus(alpha_n_init - beta))
+        self.register_buffer("beta", torch.tensor(beta, dtype=dtype))
+        self.register_buffer("eps", torch.tensor(eps, dtype=dtype))
+        self.with_vector_loads = with_vector_loads
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        alpha_p = F.softplus(self.alpha_p)
+        alpha_n = self.beta + F.softplus(self.alpha_n)
+        positive = alpha_p * input * input + self.beta * input
+        negative = (torch.expm1(torch.min(input, self.eps)) - input) * alpha_n + self.beta * input
+        return torch.where(input > 0, positive, negative)
+
+
+ACT2CLS: dict[str, type[nn.Module] | tuple[type[nn.Module], dict[str, Any]]] = {
+    "gelu": GELUActivation,
+    "gelu_10": (ClippedGELUActivation, {"min": -10, "max": 10}),
+    "gelu_accurate": AccurateGELUActivation,
+    "gelu_fast": FastGELUActivation,
+    "gelu_new": NewGELUActivation,
+    "gelu_python": (GELUActivation, {"use_gelu_python": True}),
+    "gelu_python_tanh": (GELUTanh, {"use_gelu_tanh_python": True}),
+    "gelu_pytorch_tanh": GELUTanh,
+    "hardswish": nn.Hardswish,
+    "laplace": LaplaceActivation,
+    "leaky_relu": nn.LeakyReLU,
+    "linear": LinearActivation,
+    "mish": MishActivation,
+    "prelu": nn.PReLU,
+    "quick_gelu": QuickGELUActivation,
+    "relu": nn.ReLU,
+    "relu2": ReLUSquaredActivation,
+    "relu6": nn.ReLU6,
+    "sigmoid": nn.Sigmoid,
+    "silu": SiLUActivation,
+    "sqrtsoftplus": SqrtSoftplusActivation,
+    "swish": nn.SiLU,
+    "tanh": nn.Tanh,
+    "xielu": XIELUActivation,
+}
+
+
+class _Instantiator(dict[str, Any]):
+    """``ACT2FN[name]`` -> a new module of ``ACT2CLS[name]`` (with its preset arguments); an unknown name
+    raises the same error as :func:`get_activation`."""
+
+    def __getitem__(self, name: str) -> nn.Module:
+        if name not in self:
+            get_activation(name)  # raises XfConfigError naming the known ones
+            raise XfConfigError(f"hidden_act={name!r} has no module form; known: {', '.join(sorted(self))}.")
+        entry = super().__getitem__(name)
+        cls, kwargs = entry if isinstance(entry, tuple) else (entry, {})
+        return cls(**kwargs)
+
+
+ACT2FN = _Instantiator(ACT2CLS)
