@@ -6,6 +6,7 @@ from xf_core.errors import XfConfigError, XfFileNotFoundError, XfValueError
 
 __all__ = [
     "ChatTemplateError",
+    "ImageProcessingError",
     "NoTokenizerFilesError",
     "PaddingError",
     "TokenizerFileError",
@@ -39,3 +40,8 @@ class TruncationError(XfValueError):
 
 class ChatTemplateError(XfValueError):
     """A chat template is missing, fails to render, or tries to leave its sandbox."""
+
+
+class ImageProcessingError(XfValueError):
+    """An image cannot be read or processed (unreadable or truncated file, not an image, a mode or shape that
+    cannot be converted); the message names the input."""
