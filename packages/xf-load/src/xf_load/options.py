@@ -26,6 +26,7 @@ import torch
 from xf_core.errors import XfConfigError
 from xf_load.configuration_utils import dtype_to_str, pop_legacy_dtype
 from xf_load.errors import LoadOptionsError, TensorParallelUnavailableError
+from xf_load.quantizers import Quantizer
 
 __all__ = [
     "AUTO_DEVICE_MAPS",
@@ -83,15 +84,12 @@ class LoadOptions:
                 key="attn_implementation",
             )
         q = self.quantization_config
-        if q is not None and not isinstance(q, Mapping) and not hasattr(q, "to_dict"):
-            from xf_load.quantizers import Quantizer
-
-            if not isinstance(q, Quantizer):
-                raise LoadOptionsError(
-                    f"quantization_config must be a dict with a 'quant_method' or a config object with to_dict() "
-                    f"(e.g. xf_quant.BitsAndBytesConfig), not {type(q).__name__}.",
-                    key="quantization_config",
-                )
+        if q is not None and not isinstance(q, Mapping | Quantizer) and not hasattr(q, "to_dict"):
+            raise LoadOptionsError(
+                f"quantization_config must be a dict with a 'quant_method' or a config object with to_dict() "
+                f"(e.g. xf_quant.BitsAndBytesConfig), not {type(q).__name__}.",
+                key="quantization_config",
+            )
         self._check_tensor_parallel()
 
     def _check_tensor_parallel(self) -> None:
