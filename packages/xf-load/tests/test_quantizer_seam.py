@@ -64,7 +64,7 @@ def test_quantization_config_argument_runs_every_hook(registered, save_hf, batch
     )
     assert calls.count("quantize") == 2 * 7  # seven projections in each of two layers
     assert model.config.quantization_config == {"quant_method": "fake-int8", "bits": 8}
-    assert isinstance(model.quantizer, FakeInt8)
+    assert isinstance(model.hf_quantizer, FakeInt8) and model.is_quantized
     with torch.no_grad():
         torch.testing.assert_close(model(**batch).logits, reference(**batch).logits, atol=0.05, rtol=0)
     with pytest.raises(ValueError, match="cannot be saved"):

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from xf_core.constants import hf_hub_offline
-from xf_core.errors import XfFileNotFoundError, XfValueError
+from xf_core.errors import XfConfigError, XfFileNotFoundError, XfValueError
 
 __all__ = ["HubOptions", "is_local_path", "resolve_file", "resolve_files"]
 
@@ -48,6 +48,22 @@ class HubOptions:
     cache_dir: str | os.PathLike[str] | None = None
     local_files_only: bool = False
     token: str | bool | None = None
+
+    def __post_init__(self) -> None:
+        kinds: dict[str, tuple[Any, str]] = {
+            "revision": (str, "a branch, tag or commit"),
+            "subfolder": (str, "a folder inside the repo"),
+            "cache_dir": (str | os.PathLike, "a directory"),
+            "token": (str | bool, "a token string, or True for the saved login"),
+        }
+        for name, (kind, what) in kinds.items():
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, kind):
+                raise XfConfigError(f"{name}={value!r} must be {what}, not {type(value).__name__}.", key=name)
+        if not isinstance(self.local_files_only, bool):
+            raise XfConfigError(
+                f"local_files_only={self.local_files_only!r} must be True or False.", key="local_files_only"
+            )
 
     @classmethod
     def pop_from(cls, kwargs: dict[str, Any], base: HubOptions | None = None) -> HubOptions:

@@ -15,6 +15,7 @@ _EXPORTS = {
     "AutoModelForQuestionAnswering": "xf_load.auto",
     "AutoModelForSequenceClassification": "xf_load.auto",
     "AutoModelForTokenClassification": "xf_load.auto",
+    "LoadOptions": "xf_load.options",
     "PretrainedConfig": "xf_load.configuration_utils",
     "PreTrainedModel": "xf_load.modeling_utils",
     "LlamaConfig": "xf_load.models.llama",

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from xf_core import resolve_file
+from xf_core import HubOptions, resolve_file
 from xf_load.errors import CheckpointError, CheckpointNotFoundError
 
 __all__ = [
@@ -244,32 +244,23 @@ def variant_name(name: str, variant: str | None) -> str:
 def find_checkpoint(
     path_or_repo_id: str | os.PathLike[str],
     *,
+    hub: HubOptions | None = None,
     variant: str | None = None,
-    subfolder: str | None = None,
-    revision: str | None = None,
-    cache_dir: str | os.PathLike[str] | None = None,
-    local_files_only: bool = False,
-    token: str | bool | None = None,
     use_safetensors: bool | None = None,
 ) -> Checkpoint:
     """Find the weights: ``model.safetensors``, else its sharded index; ``pytorch_model.bin`` (and its index)
     only when ``use_safetensors=False`` is passed explicitly (pickle files can run code; they are then read
     with ``torch.load(weights_only=True)``)."""
-    hub = {
-        "revision": revision,
-        "subfolder": subfolder,
-        "cache_dir": cache_dir,
-        "local_files_only": local_files_only,
-        "token": token,
-    }
+    hub = hub or HubOptions()
+    subfolder = hub.subfolder
     candidates = [(SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME, True)]
     if use_safetensors is False:
         candidates = [(WEIGHTS_NAME, WEIGHTS_INDEX_NAME, False), *candidates]
     for single, index, safe in candidates:
-        path = resolve_file(path_or_repo_id, variant_name(single, variant), missing_ok=True, **hub)
+        path = resolve_file(path_or_repo_id, variant_name(single, variant), missing_ok=True, hub=hub)
         if path is not None:
             return Checkpoint(files=[path], is_safetensors=safe)
-        index_path = resolve_file(path_or_repo_id, variant_name(index, variant), missing_ok=True, **hub)
+        index_path = resolve_file(path_or_repo_id, variant_name(index, variant), missing_ok=True, hub=hub)
         if index_path is not None:
             return _sharded(path_or_repo_id, index_path, hub, safe)
     where = f"{path_or_repo_id}/{subfolder}" if subfolder else str(path_or_repo_id)
@@ -278,7 +269,7 @@ def find_checkpoint(
     if use_safetensors is not False:
         for legacy in (WEIGHTS_NAME, WEIGHTS_INDEX_NAME):
             if (
-                resolve_file(path_or_repo_id, variant_name(legacy, variant), missing_ok=True, **hub)
+                resolve_file(path_or_repo_id, variant_name(legacy, variant), missing_ok=True, hub=hub)
                 is not None
             ):
                 hint = (
@@ -294,7 +285,7 @@ def find_checkpoint(
 
 
 def _sharded(
-    path_or_repo_id: str | os.PathLike[str], index_path: Path, hub: dict[str, Any], safe: bool
+    path_or_repo_id: str | os.PathLike[str], index_path: Path, hub: HubOptions, safe: bool
 ) -> Checkpoint:
     from xf_load.configuration_utils import load_json
 
@@ -317,7 +308,7 @@ def _sharded(
                 file=str(index_path),
                 key=key,
             )
-        path = resolve_file(path_or_repo_id, name, missing_ok=True, **hub)
+        path = resolve_file(path_or_repo_id, name, missing_ok=True, hub=hub)
         if path is None:
             raise CheckpointNotFoundError(
                 f"{index_path.name} lists shard {name} (for {key!r}), which is missing from {local}; re-download "

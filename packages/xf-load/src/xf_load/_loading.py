@@ -8,26 +8,32 @@ memory is the model plus one tensor in flight.
 from __future__ import annotations
 
 import copy
+import dataclasses
+import difflib
 import os
 import re
 import tempfile
+from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
+from xf_core import HubOptions
 from xf_core.errors import XfConfigError
 from xf_core.logging import get_logger
 from xf_load._checkpoint import Checkpoint, TensorInfo, find_checkpoint
 from xf_load.configuration_utils import PretrainedConfig, dtype_to_str
 from xf_load.errors import ShapeMismatchError
 from xf_load.initialization import skip_torch_init
+from xf_load.options import AUTO_DEVICE_MAPS as _AUTO_MAPS
+from xf_load.options import LoadOptions, tensor_parallel_hook
+from xf_load.quantizers import Quantizer, get_quantizer
 
 __all__ = ["LoadingInfo", "load_pretrained", "resolve_dtype"]
 
 logger = get_logger(__name__)
-_AUTO_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
 
 
 def resolve_dtype(
@@ -74,73 +80,60 @@ def load_pretrained(
     path: str | os.PathLike[str],
     *,
     config: PretrainedConfig | str | os.PathLike[str] | None,
-    dtype: torch.dtype | str | None,
-    device_map: Any,
-    max_memory: dict[Any, Any] | None,
-    offload_folder: str | os.PathLike[str] | None,
-    revision: str | None,
-    subfolder: str | None,
-    variant: str | None,
-    cache_dir: str | os.PathLike[str] | None,
-    local_files_only: bool,
-    token: str | bool | None,
-    use_safetensors: bool | None,
-    ignore_mismatched_sizes: bool,
-    output_loading_info: bool,
-    attn_implementation: str | None,
-    quantization_config: Any,
-    config_overrides: dict[str, Any],
+    hub: HubOptions,
+    load: LoadOptions,
+    output_loading_info: bool = False,
+    config_overrides: dict[str, Any] | None = None,
 ) -> Any:
-    from xf_load.quantizers import get_quantizer
-
-    hub = {
-        "revision": revision,
-        "subfolder": subfolder,
-        "cache_dir": cache_dir,
-        "local_files_only": local_files_only,
-        "token": token,
-    }
-    config_overrides = dict(config_overrides)
-    if "torch_dtype" in config_overrides:  # transformers' older name of the dtype argument
-        legacy = config_overrides.pop("torch_dtype")
-        dtype = legacy if dtype == "auto" else dtype
-    config = _resolve_config(cls, path, config, config_overrides, hub)
-    if attn_implementation is not None:
-        config.attn_implementation = attn_implementation
+    """``cls.from_pretrained`` once its keywords are gathered into ``hub`` and ``load``."""
+    tensor_parallel = tensor_parallel_hook(load)  # before any file is read: fails when none is installed
+    config = _resolve_config(cls, path, config, dict(config_overrides or {}), hub)
+    if load.attn_implementation is not None:
+        config.attn_implementation = load.attn_implementation
         config.__post_init__()
-    quantizer = get_quantizer(
-        quantization_config if quantization_config is not None else config.quantization_config
-    )
+    quantizer = _quantizer(config, load)
 
-    checkpoint = find_checkpoint(path, variant=variant, use_safetensors=use_safetensors, **hub)
+    checkpoint = find_checkpoint(path, hub=hub, variant=load.variant, use_safetensors=load.use_safetensors)
     try:
         infos = checkpoint.infos()
-        torch_dtype = resolve_dtype(dtype, config=config, checkpoint=checkpoint)
+        torch_dtype = resolve_dtype(load.dtype, config=config, checkpoint=checkpoint)
         if quantizer is not None:
             torch_dtype = quantizer.update_dtype(torch_dtype)
-            quantizer.validate_environment(device_map=device_map, dtype=torch_dtype)
         config.dtype = dtype_to_str(torch_dtype)
 
         with torch.device("meta"), skip_torch_init():
             model = cls(config)
+        devices = _device_plan(
+            model, load.device_map, max_memory=load.max_memory, dtype=torch_dtype, quantizer=quantizer
+        )
+        extra_keys: set[str] = set()
         if quantizer is not None:
+            resolved = None if load.device_map is None else dict(devices.mapping)
+            quantizer.validate_environment(device_map=resolved, dtype=torch_dtype)
             quantizer.preprocess_model(model)
+            model.hf_quantizer = quantizer
             if quantizer.config_dict is not None:
                 config.quantization_config = quantizer.config_dict
+            extra_keys = quantizer.extra_checkpoint_keys(model)
 
-        plan, info = _match_keys(model, infos)
-        devices = _device_plan(model, device_map, max_memory=max_memory, dtype=torch_dtype)
-        offload_dir = _offload_dir(devices, offload_folder)
+        plan, info = _match_keys(model, infos, extra_keys=extra_keys)
+        offload_dir = _offload_dir(devices, load.offload_folder)
         offload_index: dict[str, Any] = {}
         params = dict(model.named_parameters(remove_duplicate=False))
         buffers = dict(model.named_buffers(remove_duplicate=False))
 
         for name, ckpt_key in plan.items():
+            if name in extra_keys:  # a quantization state tensor (absmax, SCB, ...): the quantizer takes it
+                assert quantizer is not None
+                quantizer.create_quantized_param(
+                    model, checkpoint.read(ckpt_key), name, torch.device(devices(name))
+                )
+                continue
             current = params.get(name, buffers.get(name))
             found = infos[ckpt_key]
             quantized = quantizer is not None and quantizer.param_needs_quantization(model, name)
             if not quantized and tuple(current.shape) != found.shape:
-                if not ignore_mismatched_sizes:
+                if not load.ignore_mismatched_sizes:
                     file = str(checkpoint.key_to_file.get(ckpt_key, checkpoint.files[0]))
                     raise ShapeMismatchError(
                         f"{ckpt_key!r} in {file} has shape {list(found.shape)} but the model's {name} has shape "
@@ -162,6 +155,7 @@ def load_pretrained(
                 offload_index = offload_weight(tensor, name, offload_dir, index=offload_index)
                 continue
             if quantized:
+                assert quantizer is not None
                 tensor = checkpoint.read(ckpt_key)
                 quantizer.create_quantized_param(model, tensor, name, torch.device(device))
                 continue
@@ -170,20 +164,21 @@ def load_pretrained(
     finally:
         checkpoint.close()
 
-    _initialize_missing(model, plan, checkpoint, devices, torch_dtype, info)
+    _initialize_missing(model, plan, checkpoint, devices, torch_dtype, info, quantizer)
     _materialize_buffers(model, devices)
     model.tie_weights()
     if offload_index:
         from accelerate.utils import save_offload_index
 
         save_offload_index(offload_index, offload_dir)
-    if device_map is not None:
+    if load.device_map is not None:
         if _needs_dispatch(devices):
             _dispatch(model, devices, offload_dir)
         model.hf_device_map = dict(devices.mapping)
     if quantizer is not None:
         quantizer.postprocess_model(model)
-        model.quantizer = quantizer
+    if tensor_parallel is not None:
+        tensor_parallel.apply(model)
     model.eval()
     model.name_or_path = str(path)
     config.name_or_path = str(path)
@@ -192,6 +187,24 @@ def load_pretrained(
     if output_loading_info:
         return model, info.as_dict()
     return model
+
+
+def _quantizer(config: PretrainedConfig, load: LoadOptions) -> Quantizer | None:
+    """The quantizer for this load, told whether the checkpoint is already quantized.
+
+    A checkpoint whose config.json carries ``quantization_config`` is pre-quantized: that config says how
+    to read it and wins over one passed to ``from_pretrained`` (as in transformers).
+    """
+    stored = config.quantization_config
+    if stored is None:
+        return get_quantizer(load.quantization_config, pre_quantized=False)
+    if load.quantization_config is not None:
+        logger.warning(
+            "the checkpoint is already quantized; the quantization_config in its config.json (%s) is used "
+            "instead of the one passed to from_pretrained.",
+            stored.get("quant_method") if isinstance(stored, dict) else stored,
+        )
+    return get_quantizer(stored, pre_quantized=True)
 
 
 # transformers arguments that have nothing to do here (xf always loads with low memory, runs no remote code).
@@ -208,14 +221,27 @@ def _check_overrides(config_class: type[PretrainedConfig], overrides: dict[str, 
     for name in _IGNORED_KWARGS:
         if name in overrides:
             logger.info("from_pretrained: ignoring %s=%r", name, overrides.pop(name))
-    known = set(config_class._field_names()) | set(config_class.aliases) | {"num_labels", "torch_dtype"}
+    known = set(config_class._field_names()) | set(config_class.aliases) | {"num_labels"}
     unknown = sorted(set(overrides) - known)
     if unknown:
+        options = known | set(_LOAD_KEYWORDS)
+        close = difflib.get_close_matches(unknown[0], sorted(options), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
         raise XfConfigError(
-            f"from_pretrained got unexpected keyword argument(s) {', '.join(unknown)}: they are neither loading "
-            f"options nor fields of {config_class.__name__}; check the spelling.",
+            f"from_pretrained got unexpected keyword argument(s) {', '.join(unknown)}{hint}: they are neither "
+            f"loading options nor fields of {config_class.__name__}; check the spelling.",
             key=unknown[0],
         )
+
+
+# The loading keywords of from_pretrained (for spelling hints).
+_LOAD_KEYWORDS = (
+    *(f.name for f in dataclasses.fields(LoadOptions)),
+    *(f.name for f in dataclasses.fields(HubOptions)),
+    "config",
+    "output_loading_info",
+    "torch_dtype",
+)
 
 
 def _resolve_config(
@@ -223,13 +249,13 @@ def _resolve_config(
     path: str | os.PathLike[str],
     config: Any,
     overrides: dict[str, Any],
-    hub: dict[str, Any],
+    hub: HubOptions,
 ) -> PretrainedConfig:
     _check_overrides(cls.config_class, overrides)
     if config is None:
-        return cls.config_class.from_pretrained(path, **hub, **overrides)
+        return cls.config_class.from_pretrained(path, hub=hub, **overrides)
     if isinstance(config, str | os.PathLike):
-        return cls.config_class.from_pretrained(config, **overrides)
+        return cls.config_class.from_pretrained(config, hub=hub, **overrides)
     if not isinstance(config, PretrainedConfig):
         raise TypeError(f"config must be a PretrainedConfig or a path, not {type(config).__name__}.")
     return config.copy(**overrides) if overrides else copy.deepcopy(config)
@@ -242,16 +268,19 @@ def _renamed(key: str, renames: dict[str, str]) -> str:
     return key
 
 
-def _match_keys(model: nn.Module, infos: dict[str, TensorInfo]) -> tuple[dict[str, str], LoadingInfo]:
+def _match_keys(
+    model: nn.Module, infos: dict[str, TensorInfo], *, extra_keys: Set[str] = frozenset()
+) -> tuple[dict[str, str], LoadingInfo]:
     """``{model key: checkpoint key}`` plus what is missing and unexpected.
 
     A checkpoint key matches as is, with the base-model prefix added (a base checkpoint into a head model),
     or with it stripped (a head checkpoint into a base model), after ``_checkpoint_renames``. For tied
-    pairs the source is loaded from whichever of the two the checkpoint has.
+    pairs the source is loaded from whichever of the two the checkpoint has. ``extra_keys`` are tensors the
+    model expects that are neither parameters nor buffers (a quantizer's state: ``weight.absmax``, ``SCB``).
     """
     prefix = model.base_model_prefix
     tied = model._tie_pairs()
-    state = model.state_dict(keep_vars=True)
+    state: Set[str] = model.state_dict(keep_vars=True).keys() | extra_keys
     wanted = {k for k in state if k not in tied}
     plan: dict[str, str] = {}
     unexpected: list[str] = []
@@ -350,8 +379,15 @@ def _device_str(device: Any) -> str:
 
 
 def _device_plan(
-    model: nn.Module, device_map: Any, *, max_memory: dict[Any, Any] | None, dtype: torch.dtype
+    model: nn.Module,
+    device_map: Any,
+    *,
+    max_memory: Mapping[Any, Any] | None,
+    dtype: torch.dtype,
+    quantizer: Quantizer | None = None,
 ) -> _Devices:
+    """Where each parameter goes. An automatic map is computed on the ``meta`` model before any quantizer
+    changes it (so the quantizer is shown the real map); the quantizer says how big its weights will be."""
     if device_map is None:
         return _Devices({"": "cpu"})
     if isinstance(device_map, str) and device_map in _AUTO_MAPS:
@@ -359,16 +395,23 @@ def _device_plan(
         from accelerate.utils import get_balanced_memory
 
         no_split = list(model._no_split_modules)
+        target: Any = dtype
+        special: dict[str, Any] = {}
+        if quantizer is not None:
+            target = quantizer.adjust_target_dtype(dtype)
+            special = quantizer.get_special_dtypes_update(model, dtype)
+        memory = dict(max_memory) if max_memory is not None else None
         if device_map != "sequential":
-            max_memory = get_balanced_memory(
+            memory = get_balanced_memory(
                 model,
-                max_memory=max_memory,
+                max_memory=memory,
                 no_split_module_classes=no_split,
-                dtype=dtype,
+                dtype=target,
+                special_dtypes=special,
                 low_zero=device_map == "balanced_low_0",
             )
         inferred = infer_auto_device_map(
-            model, max_memory=max_memory, no_split_module_classes=no_split, dtype=dtype
+            model, max_memory=memory, no_split_module_classes=no_split, dtype=target, special_dtypes=special
         )
         return _Devices({k: _device_str(v) for k, v in inferred.items()})
     if isinstance(device_map, dict):
@@ -410,12 +453,17 @@ def _initialize_missing(
     devices: _Devices,
     dtype: torch.dtype,
     info: LoadingInfo,
+    quantizer: Quantizer | None,
 ) -> None:
     """Materialise every parameter still on ``meta`` and run the family's ``_init_weights`` on its module;
-    weights of the same module that were loaded are read again afterwards."""
+    weights of the same module that were loaded are read again afterwards. A quantized parameter has no
+    init: the quantizer says what to do (by default, name the missing key)."""
     owners: dict[str, nn.Module] = {}
     for name, param in model.named_parameters(remove_duplicate=False):
         if param.device.type == "meta" and devices(name) != "disk":
+            if quantizer is not None and quantizer.param_needs_quantization(model, name):
+                quantizer.initialize_missing_param(model, name, torch.device(devices(name)))
+                continue
             mod_name, _, attr = name.rpartition(".")
             module = model.get_submodule(mod_name)
             new = torch.empty(
@@ -430,7 +478,7 @@ def _initialize_missing(
     mismatched = {k for k, _, _ in info.mismatched_keys}
     state = model.state_dict(keep_vars=True)
     for name, ckpt_key in plan.items():
-        if name.rpartition(".")[0] not in owners or ckpt_key in mismatched:
+        if name.rpartition(".")[0] not in owners or ckpt_key in mismatched or name not in state:
             continue
         current = state[name]
         current.copy_(checkpoint.read(ckpt_key, dtype=current.dtype if current.is_floating_point() else None))
@@ -458,13 +506,13 @@ def _materialize_buffers(model: nn.Module, devices: _Devices) -> None:
                 module._buffers[name] = buf.to(device)
 
 
-def _attach_generation_config(model: nn.Module, path: str | os.PathLike[str], hub: dict[str, Any]) -> None:
+def _attach_generation_config(model: nn.Module, path: str | os.PathLike[str], hub: HubOptions) -> None:
     from xf_load.generation import GenerationConfig
 
     if not model.can_generate():
         return
     try:
-        model.generation_config = GenerationConfig.from_pretrained(path, **hub)
+        model.generation_config = GenerationConfig.from_pretrained(path, hub=hub)
     except FileNotFoundError:
         model.generation_config = GenerationConfig.from_model_config(model.config)
 

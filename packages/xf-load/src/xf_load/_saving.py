@@ -138,7 +138,7 @@ def save_model(
     directory = Path(save_directory)
     if directory.is_file():
         raise XfValueError(f"{directory} is a file; save_pretrained needs a directory.")
-    quantizer = getattr(model, "quantizer", None)
+    quantizer = model.hf_quantizer
     if quantizer is not None and not quantizer.is_serializable:
         raise XfValueError(
             f"this model is quantized with {quantizer.quant_method!r}, which cannot be saved; save the model before "

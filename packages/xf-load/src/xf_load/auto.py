@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from xf_core import HubOptions
 from xf_load.configuration_utils import PretrainedConfig, load_json, resolve_config_file
 from xf_load.errors import UnknownModelTypeError
 
@@ -103,27 +104,15 @@ class AutoConfig:
 
     @staticmethod
     def from_pretrained(
-        path_or_repo_id: str | os.PathLike[str],
-        /,
-        *,
-        revision: str | None = None,
-        subfolder: str | None = None,
-        cache_dir: str | os.PathLike[str] | None = None,
-        local_files_only: bool = False,
-        token: str | bool | None = None,
-        **overrides: Any,
+        path_or_repo_id: str | os.PathLike[str], /, *, hub: HubOptions | None = None, **kwargs: Any
     ) -> PretrainedConfig:
-        path = resolve_config_file(
-            path_or_repo_id,
-            revision=revision,
-            subfolder=subfolder,
-            cache_dir=cache_dir,
-            local_files_only=local_files_only,
-            token=token,
-        )
+        """The Hub keywords (``revision``, ``subfolder``, ...) say where from, on top of ``hub``; the other
+        keywords replace values from the file."""
+        hub = HubOptions.pop_from(kwargs, base=hub)
+        path = resolve_config_file(path_or_repo_id, hub=hub)
         data = load_json(path, what="model config")
         config_class = _config_class_for(data.get("model_type"), file=str(path))
-        config = config_class.from_json_file(path, **overrides)
+        config = config_class.from_json_file(path, **kwargs)
         config.name_or_path = str(path_or_repo_id)
         return config
 
@@ -164,26 +153,17 @@ class _AutoModel:
         /,
         *,
         config: PretrainedConfig | None = None,
-        revision: str | None = None,
-        subfolder: str | None = None,
-        cache_dir: str | os.PathLike[str] | None = None,
-        local_files_only: bool = False,
-        token: str | bool | None = None,
+        hub: HubOptions | None = None,
         **kwargs: Any,
     ) -> Any:
-        """Read the config, choose the class, and call its ``from_pretrained`` with the same arguments
-        (keyword arguments that are config fields override the file's values)."""
-        hub = {
-            "revision": revision,
-            "subfolder": subfolder,
-            "cache_dir": cache_dir,
-            "local_files_only": local_files_only,
-            "token": token,
-        }
+        """Read the config (unless given), choose the class, and call its ``from_pretrained`` with the same
+        arguments (keyword arguments that are config fields override the file's values). The Hub keywords
+        (``revision``, ``subfolder``, ...) go on top of ``hub``; config and weights both come from them."""
+        hub = HubOptions.pop_from(kwargs, base=hub)
         if config is None:
-            config = AutoConfig.from_pretrained(pretrained_model_name_or_path, **hub)
+            config = AutoConfig.from_pretrained(pretrained_model_name_or_path, hub=hub)
         return cls.model_class(config).from_pretrained(
-            pretrained_model_name_or_path, config=config, **hub, **kwargs
+            pretrained_model_name_or_path, config=config, hub=hub, **kwargs
         )
 
 

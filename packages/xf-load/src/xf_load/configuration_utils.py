@@ -20,10 +20,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
-from xf_core import resolve_file
+from xf_core import HubOptions, resolve_file
 from xf_core.errors import XfConfigError
 
-__all__ = ["CONFIG_NAME", "PretrainedConfig", "dtype_to_str", "load_json"]
+__all__ = [
+    "CONFIG_NAME",
+    "PretrainedConfig",
+    "dtype_to_str",
+    "load_json",
+    "pop_legacy_dtype",
+    "resolve_config_file",
+]
 
 CONFIG_NAME = "config.json"
 
@@ -67,6 +74,24 @@ def dtype_to_str(dtype: Any, *, key: str = "dtype", file: str | None = None) -> 
             file=file,
         )
     return text
+
+
+def pop_legacy_dtype(data: dict[str, Any], *, unset: Any = None) -> None:
+    """Move transformers' older name ``torch_dtype`` in ``data`` to ``dtype``: the one place it is translated,
+    for config.json keys and ``from_pretrained`` keywords alike. ``dtype`` equal to ``unset`` (or None) is
+    replaced; any other ``dtype`` must name the same dtype."""
+    if "torch_dtype" not in data:
+        return
+    legacy = data.pop("torch_dtype")
+    dtype = data.get("dtype")
+    if dtype is None or dtype is unset or dtype == unset:
+        data["dtype"] = legacy
+    elif legacy is not None and dtype_to_str(dtype) != dtype_to_str(legacy, key="torch_dtype"):
+        raise XfConfigError(
+            f"dtype={dtype!r} and torch_dtype={legacy!r} disagree; torch_dtype is the older name of dtype, "
+            "pass only dtype.",
+            key="torch_dtype",
+        )
 
 
 def load_json(path: str | os.PathLike[str], *, what: str = "JSON file") -> dict[str, Any]:
@@ -198,11 +223,7 @@ class PretrainedConfig:
         kwargs: dict[str, Any] = {}
         extra: dict[str, Any] = {}
         num_labels = data.pop("num_labels", None)
-        if "torch_dtype" in data:  # legacy name of dtype
-            legacy = data.pop("torch_dtype")
-            data.setdefault("dtype", legacy)
-            if data["dtype"] is None:
-                data["dtype"] = legacy
+        pop_legacy_dtype(data)
         data = cls._translate_legacy(data)
         for key, value in data.items():
             name = cls.aliases.get(key, key)
@@ -268,26 +289,15 @@ class PretrainedConfig:
 
     @classmethod
     def from_pretrained(
-        cls,
-        path_or_repo_id: str | os.PathLike[str],
-        /,
-        *,
-        revision: str | None = None,
-        subfolder: str | None = None,
-        cache_dir: str | os.PathLike[str] | None = None,
-        local_files_only: bool = False,
-        token: str | bool | None = None,
-        **overrides: Any,
+        cls, path_or_repo_id: str | os.PathLike[str], /, *, hub: HubOptions | None = None, **kwargs: Any
     ) -> Self:
-        """Read ``config.json`` from a directory or Hub repo; ``overrides`` replace values from the file."""
-        path = resolve_config_file(
-            path_or_repo_id,
-            revision=revision,
-            subfolder=subfolder,
-            cache_dir=cache_dir,
-            local_files_only=local_files_only,
-            token=token,
-        )
+        """Read ``config.json`` from a directory or Hub repo.
+
+        The Hub keywords (``revision``, ``subfolder``, ``cache_dir``, ``local_files_only``, ``token``) say
+        where from, on top of ``hub``; the other keywords replace values from the file.
+        """
+        hub = HubOptions.pop_from(kwargs, base=hub)
+        path = resolve_config_file(path_or_repo_id, hub=hub)
         data = load_json(path, what="model config")
         file_type = data.get("model_type")
         if cls.model_type and file_type and file_type != cls.model_type:
@@ -300,7 +310,7 @@ class PretrainedConfig:
                 cls.__name__,
                 cls.model_type,
             )
-        config = cls.from_json_file(path, **overrides)
+        config = cls.from_json_file(path, **kwargs)
         config.name_or_path = str(path_or_repo_id)
         return config
 
@@ -325,30 +335,16 @@ class PretrainedConfig:
         )
 
 
-def resolve_config_file(
-    path_or_repo_id: str | os.PathLike[str],
-    *,
-    revision: str | None = None,
-    subfolder: str | None = None,
-    cache_dir: str | os.PathLike[str] | None = None,
-    local_files_only: bool = False,
-    token: str | bool | None = None,
-) -> Path:
+def resolve_config_file(path_or_repo_id: str | os.PathLike[str], *, hub: HubOptions | None = None) -> Path:
     """The local path of ``config.json``; a missing file says that the config file is what is missing."""
     from xf_core import is_local_path
     from xf_core.errors import XfFileNotFoundError
 
+    hub = hub or HubOptions()
+    subfolder = hub.subfolder
     local = is_local_path(path_or_repo_id)
-    path = resolve_file(
-        path_or_repo_id,
-        CONFIG_NAME,
-        revision=revision,
-        subfolder=subfolder,
-        cache_dir=cache_dir,
-        local_files_only=local_files_only,
-        token=token,
-        missing_ok=local,  # for a Hub repo the resolver's own message says why (offline, no such repo, ...)
-    )
+    # For a Hub repo the resolver's own message says why the file is missing (offline, no such repo, ...).
+    path = resolve_file(path_or_repo_id, CONFIG_NAME, hub=hub, missing_ok=local)
     if path is None:
         where = f"{path_or_repo_id}/{subfolder}" if subfolder else str(path_or_repo_id)
         raise XfFileNotFoundError(

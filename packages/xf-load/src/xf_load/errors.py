@@ -8,9 +8,11 @@ from xf_core.errors import MissingDependencyError, XfConfigError, XfError, XfFil
 __all__ = [
     "CheckpointError",
     "CheckpointNotFoundError",
+    "LoadOptionsError",
     "MissingDependencyError",
     "QuantizationError",
     "ShapeMismatchError",
+    "TensorParallelUnavailableError",
     "UnknownModelTypeError",
 ]
 
@@ -50,3 +52,13 @@ class UnknownModelTypeError(XfConfigError):
 
 class QuantizationError(XfConfigError):
     """A quantization_config that cannot be used (unknown method, unsupported option)."""
+
+
+class LoadOptionsError(XfConfigError):
+    """A ``from_pretrained`` loading option (a :class:`~xf_load.LoadOptions` field) has a wrong value; ``key``
+    names the field."""
+
+
+class TensorParallelUnavailableError(LoadOptionsError):
+    """``tp_plan`` was passed but no package provides tensor-parallel loading (the ``xf_load.tp_plans``
+    entry point); ``key`` is ``"tp_plan"``."""

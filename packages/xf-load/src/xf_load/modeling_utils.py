@@ -20,13 +20,18 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import torch
 from torch import nn
 
+from xf_core import HubOptions
 from xf_load import initialization as init
 from xf_load.configuration_utils import PretrainedConfig
+from xf_load.errors import QuantizationError
+
+if TYPE_CHECKING:
+    from xf_load.quantizers import Quantizer
 
 __all__ = ["PreTrainedModel"]
 
@@ -255,42 +260,55 @@ class PreTrainedModel(nn.Module):
         subfolder: str | None = None,
         variant: str | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
-        local_files_only: bool = False,
+        local_files_only: bool | None = None,
         token: str | bool | None = None,
         use_safetensors: bool | None = None,
         ignore_mismatched_sizes: bool = False,
         output_loading_info: bool = False,
         attn_implementation: Literal["eager", "sdpa"] | None = None,
         quantization_config: Any = None,
+        tp_plan: str | dict[str, str] | None = None,
+        device_mesh: Any = None,
+        hub: HubOptions | None = None,
         **config_overrides: Any,
     ) -> Any:
         """Load a model: config, then weights straight from safetensors into ``dtype`` on ``device_map``.
 
         ``dtype="auto"`` (the default, as in transformers v5) uses ``config.dtype``, else the checkpoint's
-        dtype. Extra keyword arguments override config fields. With ``output_loading_info=True`` returns
-        ``(model, {"missing_keys", "unexpected_keys", "mismatched_keys"})``.
+        dtype (``torch_dtype=`` is accepted as its older name). Extra keyword arguments override config fields.
+        The Hub keywords go on top of ``hub`` (a :class:`xf_core.HubOptions`) and serve config, weights and
+        generation config alike. With ``output_loading_info=True`` returns ``(model, {"missing_keys",
+        "unexpected_keys", "mismatched_keys"})``.
         """
         from xf_load._loading import load_pretrained
+        from xf_load.options import LoadOptions
 
+        given = {"revision": revision, "subfolder": subfolder, "cache_dir": cache_dir, "token": token}
+        given["local_files_only"] = local_files_only
+        hub = HubOptions.pop_from({k: v for k, v in given.items() if v is not None}, base=hub)
+        load = LoadOptions.pop_from(
+            config_overrides,  # takes out torch_dtype, the legacy name of dtype
+            base=LoadOptions(
+                dtype=dtype,
+                device_map=device_map,
+                max_memory=max_memory,
+                offload_folder=offload_folder,
+                variant=variant,
+                use_safetensors=use_safetensors,
+                ignore_mismatched_sizes=ignore_mismatched_sizes,
+                attn_implementation=attn_implementation,
+                quantization_config=quantization_config,
+                tp_plan=tp_plan,
+                device_mesh=device_mesh,
+            ),
+        )
         return load_pretrained(
             cls,
             pretrained_model_name_or_path,
             config=config,
-            dtype=dtype,
-            device_map=device_map,
-            max_memory=max_memory,
-            offload_folder=offload_folder,
-            revision=revision,
-            subfolder=subfolder,
-            variant=variant,
-            cache_dir=cache_dir,
-            local_files_only=local_files_only,
-            token=token,
-            use_safetensors=use_safetensors,
-            ignore_mismatched_sizes=ignore_mismatched_sizes,
+            hub=hub,
+            load=load,
             output_loading_info=output_loading_info,
-            attn_implementation=attn_implementation,
-            quantization_config=quantization_config,
             config_overrides=config_overrides,
         )
 
@@ -316,3 +334,34 @@ class PreTrainedModel(nn.Module):
             variant=variant,
             state_dict=state_dict,
         )
+
+    # ---- quantization: what the quantizer attached by from_pretrained provides -----------------------------
+    # The quantizer that loaded this model (see xf_load.quantizers), or None for a float model.
+    hf_quantizer: Quantizer | None = None
+
+    @property
+    def is_quantized(self) -> bool:
+        return self.hf_quantizer is not None
+
+    def get_memory_footprint(self, return_buffers: bool = True) -> int:
+        """Bytes held by the parameters (a packed quantized weight counts its packed bytes), plus the buffers
+        with ``return_buffers``, plus what a quantizer keeps beside its weights (bnb's absmax, SCB)."""
+        total = sum(p.nelement() * p.element_size() for p in self.parameters())
+        if return_buffers:
+            total += sum(b.nelement() * b.element_size() for b in self.buffers())
+        if self.hf_quantizer is not None:
+            total += self.hf_quantizer.extra_memory_bytes(self)
+        return total
+
+    def dequantize(self, dtype: torch.dtype | None = None) -> PreTrainedModel:
+        """Turn a quantized model back into a float one, in place (weights are the dequantized values)."""
+        if self.hf_quantizer is None:
+            raise QuantizationError(
+                f"{type(self).__name__} is not quantized, so there is nothing to dequantize; load it with a "
+                "quantization_config first.",
+                key="quantization_config",
+            )
+        model = self.hf_quantizer.dequantize(self, dtype=dtype)
+        self.hf_quantizer = None
+        self.config.quantization_config = None
+        return model

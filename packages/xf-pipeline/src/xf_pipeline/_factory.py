@@ -6,6 +6,7 @@ import importlib
 import os
 from typing import Any
 
+from xf_core import HubOptions
 from xf_core.errors import XfValueError
 from xf_pipeline._defaults import resolve_default_model
 from xf_pipeline._registry import TASKS, normalize_task, task_from_architecture
@@ -31,6 +32,8 @@ def pipeline(
     dtype: str | Any | None = "auto",
     device_map: str | dict[str, Any] | None = None,
     batch_size: int = 1,
+    revision: str | None = None,
+    token: str | bool | None = None,
     model_kwargs: dict[str, Any] | None = None,
     **task_defaults: Any,
 ) -> Pipeline:
@@ -41,9 +44,11 @@ def pipeline(
     model; without it ``feature-extraction`` and ``sentence-similarity`` use all-MiniLM-L6-v2 (offline when
     the ``embedded-model`` extra is installed) and other tasks raise. The tokenizer is loaded from the model's
     directory unless given. ``dtype``, ``device_map`` and ``model_kwargs`` go to ``from_pretrained``;
-    ``device`` (int, "cuda:0", torch.device) is where inputs and model run. Remaining keywords
-    (``top_k``, ``aggregation_strategy``, ``pooling``, ...) are the task's defaults; the same keywords
-    given when calling the pipeline override them.
+    ``device`` (int, "cuda:0", torch.device) is where inputs and model run. ``revision`` and ``token`` (or
+    the Hub keywords in ``model_kwargs``: ``revision``, ``subfolder``, ``cache_dir``, ``local_files_only``,
+    ``token``) apply to model, config and tokenizer alike, so all three come from the same revision.
+    Remaining keywords (``top_k``, ``aggregation_strategy``, ``pooling``, ...) are the task's defaults; the
+    same keywords given when calling the pipeline override them.
     """
     if task is None and model is None:
         raise XfValueError(f"pass a task (one of {', '.join(TASKS)}), a model, or both.")
@@ -55,14 +60,18 @@ def pipeline(
         if spec.default_model is None:
             raise NoDefaultModelError(task, spec.model_kind)
         model = resolve_default_model(spec.default_model)
+    load_kwargs: dict[str, Any] = dict(model_kwargs or {})
+    hub = _hub_options(load_kwargs, revision=revision, token=token)
     if isinstance(model, (str, os.PathLike)):
         import xf_load
 
         source = os.fspath(model)
+        if isinstance(config, (str, os.PathLike)):
+            config = xf_load.AutoConfig.from_pretrained(config, hub=hub)
         if task is None:
-            found = config if config is not None else xf_load.AutoConfig.from_pretrained(source)
-            task = task_from_architecture(getattr(found, "architectures", None))
-        load_kwargs: dict[str, Any] = dict(model_kwargs or {})
+            if config is None:  # read once here, and handed to from_pretrained below
+                config = xf_load.AutoConfig.from_pretrained(source, hub=hub)
+            task = task_from_architecture(getattr(config, "architectures", None))
         if config is not None:
             load_kwargs["config"] = config
         if dtype is not None:
@@ -70,7 +79,7 @@ def pipeline(
         if device_map is not None:
             load_kwargs["device_map"] = device_map
         auto = getattr(xf_load, TASKS[task].auto_class)
-        loaded = auto.from_pretrained(source, **load_kwargs)
+        loaded = auto.from_pretrained(source, hub=hub, **load_kwargs)
     else:
         loaded = model
         source = (
@@ -88,5 +97,26 @@ def pipeline(
     if isinstance(tokenizer, (str, os.PathLike)):
         from xf_tokenize import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(os.fspath(tokenizer))
+        tokenizer = AutoTokenizer.from_pretrained(
+            os.fspath(tokenizer),
+            revision=hub.revision,
+            subfolder=hub.subfolder,
+            cache_dir=hub.cache_dir,
+            local_files_only=hub.local_files_only,
+            token=hub.token,
+        )
     return pipeline_class(task)(loaded, tokenizer, device=device, batch_size=batch_size, **task_defaults)
+
+
+def _hub_options(
+    model_kwargs: dict[str, Any], *, revision: str | None, token: str | bool | None
+) -> HubOptions:
+    """One :class:`xf_core.HubOptions` from ``pipeline``'s own keywords and the Hub keywords in
+    ``model_kwargs`` (taken out of it); the same option given both ways must agree."""
+    given = {"revision": revision, "token": token}
+    for name, value in given.items():
+        if value is not None and name in model_kwargs and model_kwargs[name] != value:
+            raise XfValueError(
+                f"pipeline got {name}={value!r} and model_kwargs[{name!r}]={model_kwargs[name]!r}; pass it once."
+            )
+    return HubOptions.pop_from(model_kwargs, base=HubOptions(revision=revision, token=token))

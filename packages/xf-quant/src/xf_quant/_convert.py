@@ -28,7 +28,9 @@ __all__ = [
     "dequantize_model",
     "get_memory_footprint",
     "is_bnb_module",
+    "linear_targets",
     "load_prequantized_weight",
+    "quant_state_bytes",
     "quantize_weight",
     "replace_with_bnb_linear",
 ]
@@ -38,14 +40,6 @@ logger = get_logger(__name__)
 _TRANSPOSED = "_xf_transposed"  # set on a bnb layer that replaced a Conv1D
 
 
-def _conv1d_class() -> type | None:
-    try:
-        from xf_load.models.gpt2 import Conv1D
-    except ImportError:  # xf-load without the GPT-2 family
-        return None
-    return Conv1D
-
-
 def is_bnb_module(module: nn.Module) -> bool:
     """True for a bitsandbytes ``Linear4bit`` or ``Linear8bitLt`` (without importing bitsandbytes if it is
     not imported yet: a model can only hold bnb layers once it is)."""
@@ -53,6 +47,21 @@ def is_bnb_module(module: nn.Module) -> bool:
 
     bnb = sys.modules.get("bitsandbytes")
     return bnb is not None and isinstance(module, bnb.nn.Linear4bit | bnb.nn.Linear8bitLt)
+
+
+def linear_targets(model: nn.Module, skip_modules: Iterable[str] = ()) -> list[tuple[str, nn.Module]]:
+    """The ``nn.Linear`` and GPT-2 ``Conv1D`` modules of ``model`` not matched by ``skip_modules``: what
+    :func:`replace_with_bnb_linear` replaces."""
+    from torch import nn
+
+    from xf_load.layers import Conv1D
+
+    skip = list(skip_modules)
+    return [
+        (name, module)
+        for name, module in model.named_modules()
+        if type(module) in (nn.Linear, Conv1D) and not matches_module(name, skip)
+    ]
 
 
 def replace_with_bnb_linear(
@@ -72,14 +81,8 @@ def replace_with_bnb_linear(
     from torch import nn
 
     bnb = import_bnb()
-    conv1d = _conv1d_class()
     skip = list(skip_modules)
-    targets = [
-        (name, module)
-        for name, module in model.named_modules()
-        if (type(module) is nn.Linear or (conv1d is not None and type(module) is conv1d))
-        and not matches_module(name, skip)
-    ]
+    targets = linear_targets(model, skip)
     for name, module in targets:
         transposed = type(module) is not nn.Linear
         in_features, out_features = (
@@ -257,13 +260,14 @@ def dequantize_model(model: nn.Module, *, dtype: torch.dtype | None = None) -> n
     if dtype is None:
         floats = [p.dtype for _, p in model.named_parameters() if p.is_floating_point()]
         dtype = floats[0] if floats else torch.float32
-    conv1d = _conv1d_class()
+    from xf_load.layers import Conv1D
+
     for name, module in layers:
         weight = _dequantized_weight(module).to(dtype)
         bias = module.bias
         device = weight.device
-        if getattr(module, _TRANSPOSED, False) and conv1d is not None:
-            new: nn.Module = conv1d(module.in_features, module.out_features).to(device=device, dtype=dtype)
+        if getattr(module, _TRANSPOSED, False):
+            new: nn.Module = Conv1D(module.in_features, module.out_features).to(device=device, dtype=dtype)
             new.weight = nn.Parameter(weight.T.contiguous())
         else:
             new = nn.Linear(
@@ -297,7 +301,7 @@ def _drop_quantization_config(config: Any) -> None:
                 extra.pop("quantization_config", None)
 
 
-def _quant_state_bytes(module: nn.Module) -> int:
+def quant_state_bytes(module: nn.Module) -> int:
     """Bytes of the statistics a bnb layer keeps beside its weight (absmax, quant map, SCB)."""
     import torch
 
@@ -325,5 +329,5 @@ def get_memory_footprint(model: nn.Module, *, return_buffers: bool = True) -> in
     total = sum(p.nelement() * p.element_size() for p in model.parameters())
     if return_buffers:
         total += sum(b.nelement() * b.element_size() for b in model.buffers())
-    total += sum(_quant_state_bytes(m) for m in model.modules() if is_bnb_module(m))
+    total += sum(quant_state_bytes(m) for m in model.modules() if is_bnb_module(m))
     return total

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from xf_core._hub import resolve_file
+from xf_core._hub import HubOptions, resolve_file
 from xf_core.errors import XfConfigError, XfFileNotFoundError
 from xf_core.logging import get_logger
 
@@ -236,23 +236,13 @@ class GenerationConfig:
         pretrained_model_name_or_path: str | os.PathLike[str],
         config_file_name: str = GENERATION_CONFIG_NAME,
         *,
-        revision: str | None = None,
-        subfolder: str | None = None,
-        cache_dir: str | os.PathLike[str] | None = None,
-        local_files_only: bool = False,
-        token: str | bool | None = None,
+        hub: HubOptions | None = None,
         **kwargs: Any,
     ) -> GenerationConfig:
-        """Read ``generation_config.json`` from a directory or a Hub repo; ``kwargs`` override its values."""
-        path = resolve_file(
-            pretrained_model_name_or_path,
-            config_file_name,
-            revision=revision,
-            subfolder=subfolder,
-            cache_dir=cache_dir,
-            local_files_only=local_files_only,
-            token=token,
-        )
+        """Read ``generation_config.json`` from a directory or a Hub repo. The Hub keywords (``revision``,
+        ``subfolder``, ...) go on top of ``hub``; the other ``kwargs`` override the file's values."""
+        hub = HubOptions.pop_from(kwargs, base=hub)
+        path = resolve_file(pretrained_model_name_or_path, config_file_name, hub=hub)
         assert path is not None  # resolve_file raises rather than return None without missing_ok
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))

@@ -31,6 +31,7 @@ from xf_load.attention import eager_attention, get_attention
 from xf_load.cache import Cache, DynamicCache
 from xf_load.configuration_utils import PretrainedConfig
 from xf_load.generation import GenerationMixin
+from xf_load.layers import Conv1D
 from xf_load.losses import causal_lm_loss
 from xf_load.masks import causal_mask
 from xf_load.modeling_utils import PreTrainedModel
@@ -102,25 +103,6 @@ class GPT2Config(PretrainedConfig):
 
 
 # ---------------------------------------------------------------------------------------------- blocks
-
-
-class Conv1D(nn.Module):
-    """``y = x @ weight + bias`` with ``weight`` of shape ``(in_features, out_features)``: a Linear layer whose
-    weight is stored transposed, exactly as GPT-2 checkpoints store it."""
-
-    def __init__(self, in_features: int, out_features: int) -> None:
-        super().__init__()
-        self.in_features = in_features
-        self.out_features = out_features
-        self.weight = nn.Parameter(torch.empty(in_features, out_features))
-        self.bias = nn.Parameter(torch.empty(out_features))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = torch.addmm(self.bias, x.reshape(-1, self.in_features), self.weight)
-        return y.view(*x.shape[:-1], self.out_features)
-
-    def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}"
 
 
 class GPT2Attention(nn.Module):

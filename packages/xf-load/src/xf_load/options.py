@@ -1,0 +1,225 @@
+"""``LoadOptions``: how ``from_pretrained`` builds the model, as one frozen object.
+
+The public ``from_pretrained`` keeps transformers' keywords and builds a :class:`LoadOptions` (and an
+:class:`xf_core.HubOptions` for where the files come from) once; everything below it takes the two objects.
+Each field is checked when the object is built, and a wrong value raises :class:`LoadOptionsError` naming it.
+
+``tp_plan``/``device_mesh`` are the seam for tensor-parallel loading. xf-load never imports xf-parallel: a
+package that can apply a TP plan registers a :class:`TensorParallelHook` under the ``xf_load.tp_plans``
+entry-point group, and ``from_pretrained(..., tp_plan=...)`` fails with :class:`TensorParallelUnavailableError`
+until one is installed::
+
+    [project.entry-points."xf_load.tp_plans"]
+    xf-parallel = "xf_parallel:TensorParallelLoader"
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from importlib.metadata import entry_points
+from typing import Any, ClassVar
+
+import torch
+
+from xf_core.errors import XfConfigError
+from xf_load.configuration_utils import dtype_to_str, pop_legacy_dtype
+from xf_load.errors import LoadOptionsError, TensorParallelUnavailableError
+from xf_load.quantizers import Quantizer
+
+__all__ = [
+    "AUTO_DEVICE_MAPS",
+    "TP_ENTRY_POINT_GROUP",
+    "TP_HOOKS",
+    "LoadOptions",
+    "TensorParallelHook",
+    "tensor_parallel_hook",
+]
+
+AUTO_DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
+_ATTENTION = ("eager", "sdpa")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadOptions:
+    """How to build the model from the checkpoint; the fields are transformers' ``from_pretrained`` keywords.
+
+    ``dtype``: a ``torch.dtype``, its name, ``"auto"`` (the config's, else the checkpoint's) or None (float32).
+    ``device_map``: a device, ``{module: device}``, or one of "auto", "balanced", "balanced_low_0",
+    "sequential" (resolved against ``max_memory``; ``offload_folder`` receives what goes to "disk").
+    ``variant``/``use_safetensors``: which weight files (``model.<variant>.safetensors``; pickles only with
+    ``use_safetensors=False``). ``quantization_config``: a dict with ``quant_method`` or an object with
+    ``to_dict()``. ``tp_plan`` ("auto" or ``{module pattern: style}``) and ``device_mesh``: tensor-parallel
+    loading, done by an installed :class:`TensorParallelHook`.
+    """
+
+    dtype: Any = "auto"
+    device_map: Any = None
+    max_memory: Mapping[Any, Any] | None = None
+    offload_folder: str | os.PathLike[str] | None = None
+    variant: str | None = None
+    use_safetensors: bool | None = None
+    ignore_mismatched_sizes: bool = False
+    attn_implementation: str | None = None
+    quantization_config: Any = None
+    tp_plan: str | Mapping[str, str] | None = None
+    device_mesh: Any = None
+
+    def __post_init__(self) -> None:
+        _check_dtype(self.dtype)
+        _check_device_map(self.device_map)
+        _check_type(
+            "max_memory", self.max_memory, Mapping, "a dict {device: size}, e.g. {0: '10GiB', 'cpu': '30GiB'}"
+        )
+        _check_type("offload_folder", self.offload_folder, str | os.PathLike, "a directory path")
+        _check_type("variant", self.variant, str, "a string such as 'fp16'")
+        for name in ("use_safetensors", "ignore_mismatched_sizes"):
+            value = getattr(self, name)
+            if not isinstance(value, bool) and not (value is None and name == "use_safetensors"):
+                raise LoadOptionsError(f"{name}={value!r} must be True or False.", key=name)
+        if self.attn_implementation not in (None, *_ATTENTION):
+            raise LoadOptionsError(
+                f"attn_implementation={self.attn_implementation!r} is not one of {', '.join(map(repr, _ATTENTION))}.",
+                key="attn_implementation",
+            )
+        q = self.quantization_config
+        if q is not None and not isinstance(q, Mapping | Quantizer) and not hasattr(q, "to_dict"):
+            raise LoadOptionsError(
+                f"quantization_config must be a dict with a 'quant_method' or a config object with to_dict() "
+                f"(e.g. xf_quant.BitsAndBytesConfig), not {type(q).__name__}.",
+                key="quantization_config",
+            )
+        self._check_tensor_parallel()
+
+    def _check_tensor_parallel(self) -> None:
+        plan = self.tp_plan
+        valid_plan = (
+            plan is None
+            or plan == "auto"
+            or (
+                isinstance(plan, Mapping)
+                and all(isinstance(k, str) and isinstance(v, str) for k, v in plan.items())
+            )
+        )
+        if not valid_plan:
+            raise LoadOptionsError(
+                f"tp_plan={plan!r} must be 'auto' (the model's own plan) or a dict {{module pattern: style}}, "
+                "e.g. {'layers.*.self_attn.q_proj': 'colwise'}.",
+                key="tp_plan",
+            )
+        if plan is not None and self.device_map is not None:
+            raise LoadOptionsError(
+                "tp_plan places every weight on its rank itself, so device_map must not be passed with it; "
+                "drop one of the two.",
+                key="tp_plan",
+            )
+        if self.device_mesh is not None and plan is None:
+            raise LoadOptionsError(
+                "device_mesh is only used for tensor-parallel loading; pass tp_plan='auto' (or a plan) with it.",
+                key="device_mesh",
+            )
+
+    @classmethod
+    def pop_from(cls, kwargs: dict[str, Any], base: LoadOptions | None = None) -> LoadOptions:
+        """Take the loading keywords out of ``kwargs`` into options over ``base``.
+
+        transformers' legacy ``torch_dtype`` becomes ``dtype`` (by
+        :func:`~xf_load.configuration_utils.pop_legacy_dtype`); given with ``dtype``, the two must agree.
+        """
+        base = base or cls()
+        found = {name: kwargs.pop(name) for name in _LOAD_FIELDS if name in kwargs}
+        if "torch_dtype" in kwargs:
+            dtypes = {"dtype": found.get("dtype", base.dtype), "torch_dtype": kwargs.pop("torch_dtype")}
+            try:
+                pop_legacy_dtype(dtypes, unset="auto")
+            except XfConfigError as e:
+                raise LoadOptionsError(str(e), key="torch_dtype") from None
+            found["dtype"] = dtypes["dtype"]
+        return replace(base, **found)
+
+
+_LOAD_FIELDS = tuple(f.name for f in fields(LoadOptions))
+
+
+def _check_type(name: str, value: Any, kind: Any, what: str) -> None:
+    if value is not None and not isinstance(value, kind):
+        raise LoadOptionsError(f"{name}={value!r} must be {what}, not {type(value).__name__}.", key=name)
+
+
+def _check_dtype(dtype: Any) -> None:
+    if dtype is None or isinstance(dtype, torch.dtype) or dtype == "auto":
+        return
+    if not isinstance(dtype, str):
+        raise LoadOptionsError(f"dtype={dtype!r} is not a torch.dtype, a dtype name or 'auto'.", key="dtype")
+    try:
+        dtype_to_str(dtype)
+    except XfConfigError as e:
+        raise LoadOptionsError(str(e), key="dtype") from None
+
+
+def _check_device_map(device_map: Any) -> None:
+    if device_map is None or isinstance(device_map, int | Mapping | torch.device):
+        return
+    if not isinstance(device_map, str):
+        raise LoadOptionsError(
+            f"device_map={device_map!r} is not supported; pass a device ('cpu', 'cuda:0'), a dict "
+            "{module name: device}, or one of " + ", ".join(AUTO_DEVICE_MAPS) + ".",
+            key="device_map",
+        )
+
+
+# ---- the tensor-parallel seam -------------------------------------------------------------------------------
+TP_ENTRY_POINT_GROUP = "xf_load.tp_plans"
+# name -> hook class. Filled from the entry points on first use; tests may add to it.
+TP_HOOKS: dict[str, type[TensorParallelHook]] = {}
+_loaded_tp_entry_points = False
+
+
+class TensorParallelHook:
+    """What a tensor-parallel package provides: ``from_pretrained`` builds one from the load options, then
+    calls :meth:`apply` on the loaded model (weights tied, before ``eval()``).
+
+    ``apply`` shards the model in place across ``device_mesh`` following ``tp_plan`` ("auto": the model
+    class's own plan).
+    """
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, *, tp_plan: str | Mapping[str, str], device_mesh: Any) -> None:
+        self.tp_plan = tp_plan
+        self.device_mesh = device_mesh
+
+    def apply(self, model: Any) -> None:
+        raise NotImplementedError(f"{type(self).__name__} must define apply(model)")
+
+
+def _load_tp_entry_points() -> None:
+    global _loaded_tp_entry_points
+    if _loaded_tp_entry_points:
+        return
+    for ep in entry_points(group=TP_ENTRY_POINT_GROUP):
+        TP_HOOKS.setdefault(ep.name, ep.load())
+    _loaded_tp_entry_points = True
+
+
+def tensor_parallel_hook(options: LoadOptions) -> TensorParallelHook | None:
+    """The installed hook for ``options.tp_plan`` (None without a plan); none installed is an error."""
+    if options.tp_plan is None:
+        return None
+    _load_tp_entry_points()
+    if not TP_HOOKS:
+        raise TensorParallelUnavailableError(
+            f"tp_plan={options.tp_plan!r} asks for tensor-parallel loading, which xf-parallel does not provide yet "
+            f"(no package registers the {TP_ENTRY_POINT_GROUP!r} entry point); load without tp_plan (optionally "
+            "with device_map='auto') and shard the model yourself.",
+            key="tp_plan",
+        )
+    if len(TP_HOOKS) > 1:
+        raise TensorParallelUnavailableError(
+            f"several packages register tensor-parallel loading ({', '.join(sorted(TP_HOOKS))}); uninstall all but "
+            "one.",
+            key="tp_plan",
+        )
+    (hook_class,) = TP_HOOKS.values()
+    return hook_class(tp_plan=options.tp_plan, device_mesh=options.device_mesh)
