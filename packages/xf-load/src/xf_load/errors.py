@@ -7,6 +7,7 @@ from xf_core.errors import MissingDependencyError, XfConfigError, XfError, XfFil
 
 __all__ = [
     "CheckpointError",
+    "CheckpointMismatchError",
     "CheckpointNotFoundError",
     "LoadOptionsError",
     "MissingDependencyError",
@@ -31,6 +32,19 @@ class CheckpointError(XfError, OSError):
 
 class CheckpointNotFoundError(XfFileNotFoundError):
     """No weights file (model.safetensors, its index, or an opted-in pytorch_model.bin) where one was expected."""
+
+
+class CheckpointMismatchError(XfValueError):
+    """A saved directory's weights do not fit the model they are loaded into: ``missing_keys`` (model weights
+    the checkpoint lacks) and ``unexpected_keys`` (checkpoint weights the model has no place for)."""
+
+    def __init__(
+        self, message: str, *, path: str, missing_keys: list[str], unexpected_keys: list[str]
+    ) -> None:
+        super().__init__(message)
+        self.path = path
+        self.missing_keys = missing_keys
+        self.unexpected_keys = unexpected_keys
 
 
 class ShapeMismatchError(XfValueError):

@@ -3,6 +3,7 @@ transformers user expects around them (loading, saving, tying, resizing, gradien
 
 A family declares, as class attributes:
 
+* ``head_kind``: what the head computes (:class:`~xf_load.heads.HeadKind`), read by trainers and pipelines;
 * ``config_class`` and ``base_model_prefix`` (the attribute holding the base model in a head class: "model",
   "transformer", "bert"; the loader adds or strips it so head and base checkpoints load into each other);
 * ``_tied_weights_keys``: ``{tied param: its source}``, e.g. ``{"lm_head.weight": "model.embed_tokens.weight"}``
@@ -32,12 +33,14 @@ from xf_load.errors import QuantizationError
 
 if TYPE_CHECKING:
     from xf_load.quantizers import Quantizer
+from xf_load.heads import HeadKind
 
 __all__ = ["PreTrainedModel"]
 
 
 class PreTrainedModel(nn.Module):
     config_class: ClassVar[type[PretrainedConfig]] = PretrainedConfig
+    head_kind: ClassVar[HeadKind] = HeadKind.BASE
     base_model_prefix: ClassVar[str] = ""
     _tied_weights_keys: ClassVar[dict[str, str]] = {}
     _checkpoint_renames: ClassVar[dict[str, str]] = {
@@ -91,6 +94,13 @@ class PreTrainedModel(nn.Module):
 
     def _tie_pairs(self) -> dict[str, str]:
         return dict(self._tied_weights_keys) if getattr(self.config, "tie_word_embeddings", False) else {}
+
+    @property
+    def all_tied_weights_keys(self) -> dict[str, str]:
+        """``{tied parameter: its source}`` as this model ties them now (empty unless
+        ``config.tie_word_embeddings``); a tied parameter is the same object as its source, so a checkpoint
+        stores only the source. transformers v5's name for the same mapping."""
+        return self._tie_pairs()
 
     def tie_weights(self) -> None:
         """Make each tied parameter the same Parameter object as its source."""

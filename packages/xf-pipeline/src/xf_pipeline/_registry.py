@@ -13,10 +13,12 @@ from xf_pipeline.errors import UnknownTaskError
 __all__ = [
     "ALIASES",
     "DEFAULT_EMBEDDING_MODEL",
+    "HEAD_TASKS",
     "TASKS",
     "TaskSpec",
     "normalize_task",
     "task_from_architecture",
+    "task_from_model",
 ]
 
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -73,14 +75,16 @@ ALIASES: dict[str, str] = {
     "qa": "question-answering",
 }
 
-# Head class-name suffix in config.architectures -> the task it serves (used when no task is given).
-_ARCHITECTURE_TASKS = {
-    "ForSequenceClassification": "text-classification",
-    "ForTokenClassification": "token-classification",
-    "ForMaskedLM": "fill-mask",
-    "ForQuestionAnswering": "question-answering",
-    "ForCausalLM": "text-generation",
-    "LMHeadModel": "text-generation",
+# xf_load.heads.HeadKind (a str enum, so its members look these keys up) -> the task that head serves when no
+# task is given; the kind is read from the model class or, through xf-load's auto tables, from the class
+# names in config.architectures. Keyed by value so that this module does not import xf_load.
+HEAD_TASKS: dict[str, str] = {
+    "base": "feature-extraction",
+    "causal_lm": "text-generation",
+    "masked_lm": "fill-mask",
+    "sequence_classification": "text-classification",
+    "token_classification": "token-classification",
+    "question_answering": "question-answering",
 }
 
 
@@ -93,9 +97,28 @@ def normalize_task(task: str) -> str:
 
 
 def task_from_architecture(architectures: list[str] | None) -> str:
-    """The task a checkpoint's head serves, from ``config.architectures``; a bare model means embeddings."""
-    for arch in architectures or []:
-        for suffix, task in _ARCHITECTURE_TASKS.items():
-            if arch.endswith(suffix):
-                return task
-    return "feature-extraction"
+    """The task a checkpoint's head serves, from the head kind of the first class in ``config.architectures``
+    that xf-load has; none listed means a bare model, so embeddings. Classes xf-load does not have raise
+    UnknownModelTypeError (guessing from the name could load a different head than the checkpoint's)."""
+    from xf_load.errors import UnknownModelTypeError
+    from xf_load.heads import architecture_head_kind
+
+    if not architectures:
+        return "feature-extraction"
+    for architecture in architectures:
+        kind = architecture_head_kind(architecture)
+        if kind is not None:
+            return HEAD_TASKS[kind]
+    raise UnknownModelTypeError(
+        f"config.architectures lists {', '.join(architectures)}, which xf-load has no class for, so the task "
+        f"cannot be told from it; pass the task (one of {', '.join(TASKS)}).",
+        key="architectures",
+    )
+
+
+def task_from_model(model: object) -> str:
+    """The task a loaded model serves, from the head kind its class declares (else from its class name)."""
+    from xf_load.heads import head_kind_of
+
+    kind = head_kind_of(model)
+    return HEAD_TASKS[kind] if kind is not None else task_from_architecture([type(model).__name__])

@@ -7,6 +7,12 @@ transformers), so gradient accumulation equals one big batch. Everything needed 
 ``checkpoint-<step>/`` atomically: weights (``save_pretrained``), optimizer, scheduler, RNG states and
 ``trainer_state.json``. The data order of epoch ``e`` is a permutation drawn from ``data_seed + e`` (or
 sequential), so resuming skips exactly the batches already seen.
+
+What the model is comes from xf-load's public API: its head kind (:func:`xf_load.head_kind_of`) decides
+label shifting (a causal-LM head predicts token t+1 at position t, so the first label is never a target), and
+resuming reads the weights with :func:`xf_load.load_weights` (sharded or single file, tied weights stored
+once, mismatches named). A model with no head kind, such as a plain ``nn.Module``, computes its own loss from
+``labels``: every label that is not -100 counts as one target.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import torch
 from torch import nn
 
 from xf_core.logging import get_logger, progress_bar
+from xf_load.heads import HeadKind, head_kind_of
 from xf_train._collators import DataCollatorWithPadding, default_data_collator
 from xf_train._optim import create_optimizer, get_scheduler
 from xf_train._state_io import (
@@ -114,8 +121,8 @@ class Trainer:
         # forward with **kwargs, so a mean loss that ignores it (BERT heads) is not divided by the
         # accumulation steps there: its gradients grow with gradient_accumulation_steps. Here they do not.
         self._accepts_num_items = "num_items_in_batch" in signature
-        # Causal LM heads shift labels: position 0 of the labels is never a target, so it is not counted.
-        self._shifts_labels = type(model).__name__.endswith(("ForCausalLM", "LMHeadModel"))
+        # A causal-LM head shifts labels: position 0 of the labels is never a target, so it is not counted.
+        self._shifts_labels = head_kind_of(model) == HeadKind.CAUSAL_LM
         self._bar: Any = None
         torch.manual_seed(self.args.seed)
         random.seed(self.args.seed)
@@ -460,23 +467,11 @@ class Trainer:
         return path
 
     def _load_checkpoint(self, path: Path) -> None:
-        from safetensors.torch import load_file
+        from xf_load import load_weights
 
         assert self.optimizer is not None and self.lr_scheduler is not None
         check_training_state(path)
-        state: dict[str, torch.Tensor] = {}
-        index = path / "model.safetensors.index.json"
-        files = sorted(set(json.loads(index.read_text())["weight_map"].values())) if index.is_file() else []
-        for file in files or ["model.safetensors"]:
-            state.update(load_file(path / file, device=str(self._device())))
-        result = self.model.load_state_dict(state, strict=False)
-        tied = set(getattr(self.model, "_tied_weights_keys", {}) or {})
-        if result.unexpected_keys or set(result.missing_keys) - tied:
-            raise CheckpointNotFoundError(
-                f"{path} does not match the model: missing {sorted(set(result.missing_keys) - tied)}, "
-                f"unexpected {sorted(result.unexpected_keys)}. Resume with the model that wrote it.",
-                path=str(path),
-            )
+        load_weights(self.model, path)  # raises CheckpointMismatchError naming the keys and the folder
         load_optimizer_state(path, self.optimizer)
         load_scheduler_state(path, self.lr_scheduler)
         load_rng_state(path)

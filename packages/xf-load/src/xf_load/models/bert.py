@@ -31,6 +31,7 @@ from xf_load import initialization as init
 from xf_load.activations import get_activation
 from xf_load.attention import get_attention
 from xf_load.configuration_utils import PretrainedConfig
+from xf_load.heads import HeadKind
 from xf_load.losses import (
     masked_lm_loss,
     question_answering_loss,
@@ -42,6 +43,7 @@ from xf_load.modeling_utils import PreTrainedModel
 from xf_load.outputs import (
     BaseModelOutput,
     MaskedLMOutput,
+    ModelOutput,
     QuestionAnsweringOutput,
     SequenceClassifierOutput,
     TokenClassifierOutput,
@@ -307,15 +309,6 @@ class BertLMPredictionHead(nn.Module):
         return self.decoder(self.transform(x))
 
 
-class BertOnlyMLMHead(nn.Module):
-    def __init__(self, config: BertConfig) -> None:
-        super().__init__()
-        self.predictions = BertLMPredictionHead(config)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.predictions(x)
-
-
 class RobertaLMHead(nn.Module):
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
@@ -362,13 +355,10 @@ class BertPreTrainedModel(PreTrainedModel):
         if isinstance(module, (BertLMPredictionHead, RobertaLMHead)):
             init.zeros_(module.bias)
 
-    def _add_encoder(self, config: BertConfig, *, pooling: bool) -> None:
-        """Register the base model under ``base_model_prefix`` (``bert`` or ``roberta``), as checkpoints name it."""
-        base_class = RobertaModel if self.base_model_prefix == "roberta" else BertModel
-        self.add_module(self.base_model_prefix, base_class(config, add_pooling_layer=pooling))
-
 
 class BertModel(BertPreTrainedModel):
+    head_kind: ClassVar[HeadKind] = HeadKind.BASE
+
     def __init__(self, config: BertConfig, add_pooling_layer: bool = True) -> None:
         super().__init__(config)
         self.embeddings = BertEmbeddings(config)
@@ -408,20 +398,52 @@ class BertModel(BertPreTrainedModel):
         )
 
 
-class BertForMaskedLM(BertPreTrainedModel):
+class _BertHead(BertPreTrainedModel):
+    """A task head on the encoder, which is stored under ``base_model_prefix`` (``bert`` or ``roberta``) as
+    checkpoints name it. A head adds its modules in ``_add_head`` and turns the encoder's output and the
+    labels into its output in ``_predict``; ``forward`` is the same for every head."""
+
+    _uses_pooler: ClassVar[bool] = False
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__(config)
+        base_class = RobertaModel if self.base_model_prefix == "roberta" else BertModel
+        self.add_module(self.base_model_prefix, base_class(config, add_pooling_layer=self._uses_pooler))
+        self._add_head(config)
+        self.post_init()
+
+    def _add_head(self, config: BertConfig) -> None:
+        raise NotImplementedError(f"{type(self).__name__} must define _add_head(config)")
+
+    def _predict(self, out: BaseModelOutput, labels: torch.Tensor | None) -> ModelOutput:
+        raise NotImplementedError(f"{type(self).__name__} must define _predict(out, labels)")
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        **kwargs: Any,
+    ) -> ModelOutput:
+        out = self.base_model(
+            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states
+        )
+        return self._predict(out, labels)
+
+
+class BertForMaskedLM(_BertHead):
+    head_kind: ClassVar[HeadKind] = HeadKind.MASKED_LM
     _tied_weights_keys: ClassVar[dict[str, str]] = {
         "cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight",
         "cls.predictions.decoder.bias": "cls.predictions.bias",
     }
 
-    def __init__(self, config: BertConfig) -> None:
-        super().__init__(config)
-        self._add_encoder(config, pooling=False)
-        self._add_head(config)
-        self.post_init()
-
     def _add_head(self, config: BertConfig) -> None:
-        self.cls = BertOnlyMLMHead(config)
+        self.cls = nn.ModuleDict({"predictions": BertLMPredictionHead(config)})  # cls.predictions.* keys
 
     def _head(self) -> BertLMPredictionHead | RobertaLMHead:
         """The module holding ``decoder`` and ``bias``."""
@@ -455,42 +477,17 @@ class BertForMaskedLM(BertPreTrainedModel):
             self.tie_weights()
         return new
 
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_hidden_states: bool = False,
-        **kwargs: Any,
-    ) -> MaskedLMOutput:
-        out = self.base_model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            inputs_embeds=inputs_embeds,
-            output_hidden_states=output_hidden_states,
-        )
+    def _predict(self, out: BaseModelOutput, labels: torch.Tensor | None) -> MaskedLMOutput:
         logits = self._head()(out.last_hidden_state)
-        loss = None
-        if labels is not None:  # -100 marks unmasked positions
-            loss = masked_lm_loss(logits, labels)
+        loss = masked_lm_loss(logits, labels) if labels is not None else None  # -100: unmasked positions
         return MaskedLMOutput(loss=loss, logits=logits, hidden_states=out.hidden_states)
 
 
-class BertForSequenceClassification(BertPreTrainedModel):
+class BertForSequenceClassification(_BertHead):
     """Classifies (or, with one label, regresses) a whole sequence from the pooled first token."""
 
+    head_kind: ClassVar[HeadKind] = HeadKind.SEQUENCE_CLASSIFICATION
     _uses_pooler: ClassVar[bool] = True
-
-    def __init__(self, config: BertConfig) -> None:
-        super().__init__(config)
-        self._add_encoder(config, pooling=self._uses_pooler)
-        self._add_head(config)
-        self.post_init()
 
     def _add_head(self, config: BertConfig) -> None:
         self.dropout = nn.Dropout(_classifier_dropout(config))
@@ -499,25 +496,7 @@ class BertForSequenceClassification(BertPreTrainedModel):
     def _classify(self, out: BaseModelOutput) -> torch.Tensor:
         return self.classifier(self.dropout(out.pooler_output))
 
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_hidden_states: bool = False,
-        **kwargs: Any,
-    ) -> SequenceClassifierOutput:
-        out = self.base_model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            inputs_embeds=inputs_embeds,
-            output_hidden_states=output_hidden_states,
-        )
+    def _predict(self, out: BaseModelOutput, labels: torch.Tensor | None) -> SequenceClassifierOutput:
         logits = self._classify(out)
         loss = None
         if labels is not None:
@@ -527,50 +506,25 @@ class BertForSequenceClassification(BertPreTrainedModel):
         return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states)
 
 
-class BertForTokenClassification(BertPreTrainedModel):
-    def __init__(self, config: BertConfig) -> None:
-        super().__init__(config)
-        self._add_encoder(config, pooling=False)
-        self.dropout = nn.Dropout(_classifier_dropout(config))
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-        self.post_init()
+class BertForTokenClassification(_BertHead):
+    head_kind: ClassVar[HeadKind] = HeadKind.TOKEN_CLASSIFICATION
+    _add_head = BertForSequenceClassification._add_head  # the same dropout + linear classifier, per token
 
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_hidden_states: bool = False,
-        **kwargs: Any,
-    ) -> TokenClassifierOutput:
-        out = self.base_model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            inputs_embeds=inputs_embeds,
-            output_hidden_states=output_hidden_states,
-        )
+    def _predict(self, out: BaseModelOutput, labels: torch.Tensor | None) -> TokenClassifierOutput:
         logits = self.classifier(self.dropout(out.last_hidden_state))
-        loss = None
-        if labels is not None:  # -100 marks ignored tokens
-            loss = token_classification_loss(logits, labels)
+        loss = token_classification_loss(logits, labels) if labels is not None else None  # -100: ignored
         return TokenClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states)
 
 
-class BertForQuestionAnswering(BertPreTrainedModel):
+class BertForQuestionAnswering(_BertHead):
     """Extractive QA: a start and an end logit per token (``qa_outputs`` has ``num_labels`` = 2 outputs)."""
 
-    def __init__(self, config: BertConfig) -> None:
-        super().__init__(config)
-        self._add_encoder(config, pooling=False)
-        self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
-        self.post_init()
+    head_kind: ClassVar[HeadKind] = HeadKind.QUESTION_ANSWERING
 
-    def forward(
+    def _add_head(self, config: BertConfig) -> None:
+        self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
+
+    def forward(  # the targets are start_positions and end_positions, not labels
         self,
         input_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
@@ -583,12 +537,7 @@ class BertForQuestionAnswering(BertPreTrainedModel):
         **kwargs: Any,
     ) -> QuestionAnsweringOutput:
         out = self.base_model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            inputs_embeds=inputs_embeds,
-            output_hidden_states=output_hidden_states,
+            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states
         )
         start_logits, end_logits = self.qa_outputs(out.last_hidden_state).split(1, dim=-1)
         start_logits, end_logits = start_logits.squeeze(-1).contiguous(), end_logits.squeeze(-1).contiguous()

@@ -31,6 +31,7 @@ from xf_load.attention import eager_attention, get_attention
 from xf_load.cache import Cache, DynamicCache
 from xf_load.configuration_utils import PretrainedConfig
 from xf_load.generation import GenerationMixin
+from xf_load.heads import HeadKind
 from xf_load.layers import Conv1D
 from xf_load.losses import causal_lm_loss
 from xf_load.masks import causal_mask
@@ -203,6 +204,8 @@ class GPT2PreTrainedModel(PreTrainedModel):
 
 
 class GPT2Model(GPT2PreTrainedModel):
+    head_kind: ClassVar[HeadKind] = HeadKind.BASE
+
     def __init__(self, config: GPT2Config) -> None:
         super().__init__(config)
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
@@ -287,6 +290,7 @@ class GPT2Model(GPT2PreTrainedModel):
 
 
 class GPT2LMHeadModel(GPT2PreTrainedModel, GenerationMixin):
+    head_kind: ClassVar[HeadKind] = HeadKind.CAUSAL_LM
     _tied_weights_keys: ClassVar[dict[str, str]] = {"lm_head.weight": "transformer.wte.weight"}
 
     def __init__(self, config: GPT2Config) -> None:

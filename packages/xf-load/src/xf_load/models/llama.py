@@ -25,6 +25,7 @@ from xf_load.attention import get_attention
 from xf_load.cache import Cache, DynamicCache
 from xf_load.configuration_utils import PretrainedConfig
 from xf_load.generation import GenerationMixin
+from xf_load.heads import HeadKind
 from xf_load.losses import causal_lm_loss, sequence_classification_loss
 from xf_load.masks import causal_mask
 from xf_load.modeling_utils import PreTrainedModel
@@ -326,6 +327,8 @@ class LlamaPreTrainedModel(PreTrainedModel):
 
 
 class LlamaModel(LlamaPreTrainedModel):
+    head_kind: ClassVar[HeadKind] = HeadKind.BASE
+
     def __init__(self, config: LlamaConfig) -> None:
         super().__init__(config)
         self.padding_idx = config.pad_token_id
@@ -401,6 +404,7 @@ class LlamaModel(LlamaPreTrainedModel):
 
 
 class LlamaForCausalLM(LlamaPreTrainedModel, GenerationMixin):
+    head_kind: ClassVar[HeadKind] = HeadKind.CAUSAL_LM
     _tied_weights_keys: ClassVar[dict[str, str]] = {"lm_head.weight": "model.embed_tokens.weight"}
 
     def __init__(self, config: LlamaConfig) -> None:
@@ -446,6 +450,8 @@ class LlamaForCausalLM(LlamaPreTrainedModel, GenerationMixin):
 
 class LlamaForSequenceClassification(LlamaPreTrainedModel):
     """Classifies a sequence from the hidden state of its last non-padding token."""
+
+    head_kind: ClassVar[HeadKind] = HeadKind.SEQUENCE_CLASSIFICATION
 
     def __init__(self, config: LlamaConfig) -> None:
         super().__init__(config)

@@ -1,0 +1,46 @@
+"""What a model's head is, as data.
+
+Every model class says what its head computes in one class attribute, ``head_kind`` (a :class:`HeadKind`),
+and the auto tables (:data:`xf_load.auto.FAMILIES`) list each family's class per kind. Readers decide by kind,
+never by class-name suffix: xf-train shifts labels for a causal-LM head, xf-pipeline picks the task a
+checkpoint serves from ``config.architectures``.
+
+A model without a head kind (a plain ``nn.Module``) is not an xf-load head: readers treat it as computing its
+own loss from ``labels`` as it sees fit. Importing this module does not import torch.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = ["HeadKind", "architecture_head_kind", "head_kind_of"]
+
+
+class HeadKind(StrEnum):
+    """The kinds of head; the values are the keys of the auto tables (``str(kind)`` reads well in logs)."""
+
+    BASE = "base"  # no head: hidden states (AutoModel)
+    CAUSAL_LM = "causal_lm"  # next-token logits; labels are shifted by one inside the loss
+    MASKED_LM = "masked_lm"  # logits at every position; labels are not shifted, -100 elsewhere
+    SEQUENCE_CLASSIFICATION = "sequence_classification"  # one label (or regression value) per sequence
+    TOKEN_CLASSIFICATION = "token_classification"  # one label per token
+    QUESTION_ANSWERING = "question_answering"  # start and end logits per token
+
+
+def head_kind_of(model: object) -> HeadKind | None:
+    """The head kind ``model`` (an instance or a class) declares, or None when it declares none."""
+    kind = getattr(model, "head_kind", None)
+    return None if kind is None else HeadKind(kind)
+
+
+def architecture_head_kind(architecture: str) -> HeadKind | None:
+    """The head kind of an xf-load class name as ``config.architectures`` lists it (``"LlamaForCausalLM"`` ->
+    ``HeadKind.CAUSAL_LM``), read from the auto tables without importing the model; None when no xf-load
+    family has a class of that name."""
+    from xf_load.auto import FAMILIES
+
+    for family in FAMILIES.values():
+        for kind, class_name in family.heads.items():
+            if class_name == architecture:
+                return HeadKind(kind)
+    return None
