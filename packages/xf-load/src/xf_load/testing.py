@@ -73,7 +73,6 @@ _ENCODER = MappingProxyType(
         "vocab_size": 99,
         "max_position_embeddings": 64,
         "type_vocab_size": 2,
-        "num_labels": 3,  # more than two classes (a question-answering head gets 2: start and end)
         "hidden_dropout_prob": 0.0,
         "attention_probs_dropout_prob": 0.0,
     }
@@ -119,6 +118,13 @@ MINILM_BERT: Mapping[str, Any] = MappingProxyType({"vocab_size": 30522, "max_pos
 """Overrides that let a tiny BERT read MiniLM's real tokenizer (``xf_core.testing.copy_minilm_tokenizer``)."""
 
 
+_HEAD_LABELS = {
+    "ForSequenceClassification": 3,  # more than two classes
+    "ForTokenClassification": 3,
+    "ForQuestionAnswering": 2,  # start and end logits
+}
+
+
 def family_of(name: str) -> str:
     """The family prefix of a model or config class name: ``"Qwen2ForCausalLM"`` -> ``"Qwen2"``."""
     matches = [prefix for prefix in FAMILIES if name.startswith(prefix)]
@@ -134,10 +140,9 @@ def tiny_config(arch: str, **overrides: Any) -> dict[str, Any]:
     """The tiny config values for ``arch`` (a class name such as ``"BertForQuestionAnswering"``) with
     ``overrides`` on top, as keyword arguments for the family's config class."""
     values = dict(FAMILIES[family_of(arch)].tiny)
-    if arch.endswith("ForQuestionAnswering"):
-        values["num_labels"] = 2  # start and end logits
-    if "id2label" in overrides:  # the label names set the count
-        values.pop("num_labels", None)
+    for head, num_labels in _HEAD_LABELS.items():
+        if arch.endswith(head) and "id2label" not in overrides:  # label names set the count themselves
+            values["num_labels"] = num_labels
     return {**values, **overrides}
 
 
