@@ -57,6 +57,11 @@ def test_family_of_takes_the_longest_prefix_and_names_the_known_ones():
         testing.family_of("T5ForConditionalGeneration")
 
 
+def test_config_class_must_be_the_family_one():
+    with pytest.raises(ValueError, match="built on MistralConfig, not on config_class='LlamaConfig'"):
+        testing.tiny_transformers_model("MistralForCausalLM", config_class="LlamaConfig")
+
+
 def test_same_seed_same_weights_other_seed_other_weights(tmp_path):
     save = testing.save_tiny_transformers_checkpoint
     a = load_file(save("LlamaForCausalLM", tmp_path / "a") / "model.safetensors")
@@ -100,6 +105,12 @@ def test_checkpoint_factories_name_and_cache(tmp_path):
     save = testing.tiny_checkpoint_factory(tmp_path / "fresh")
     assert save("GPT2LMHeadModel") == tmp_path / "fresh" / "hf-GPT2LMHeadModel"
     assert save("GPT2LMHeadModel", name="x") == tmp_path / "fresh" / "x"
+    small = testing.tiny_checkpoint_factory(tmp_path / "small", vocab_size=50)
+    assert small("GPT2LMHeadModel").joinpath("config.json").read_text().count('"vocab_size": 50') == 1
+    assert (
+        '"vocab_size": 60'
+        in small("GPT2LMHeadModel", name="y", vocab_size=60).joinpath("config.json").read_text()
+    )
     cached = testing.cached_checkpoint_factory(tmp_path / "cached", perturb_norms=False)
     one = cached("GPT2LMHeadModel")
     assert cached("GPT2LMHeadModel") == one

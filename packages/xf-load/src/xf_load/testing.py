@@ -166,13 +166,15 @@ def tiny_transformers_model(
     weights drawn after ``torch.manual_seed(seed)``.
 
     ``perturb_norms`` adds N(0, 0.1) noise to every norm weight and bias (they start at exactly 1 and 0, so a
-    misplaced or missing norm would not show in the outputs otherwise). ``config_class`` picks the family by
-    its config class instead of by ``arch``.
+    misplaced or missing norm would not show in the outputs otherwise). ``config_class``, when given, must be
+    the family's (``"MistralConfig"`` for ``"MistralForCausalLM"``); it is derived from ``arch`` anyway.
     """
     import transformers
 
-    family = family_of(config_class or arch)
-    config = getattr(transformers, FAMILIES[family].config_class)(**tiny_config(arch, **overrides))
+    family = FAMILIES[family_of(arch)]
+    if config_class is not None and config_class != family.config_class:
+        raise ValueError(f"{arch} is built on {family.config_class}, not on config_class={config_class!r}")
+    config = getattr(transformers, family.config_class)(**tiny_config(arch, **overrides))
     torch.manual_seed(seed)
     model = getattr(transformers, arch)(config).eval()
     if perturb_norms:
@@ -251,7 +253,7 @@ def left_padded_batch() -> dict[str, torch.Tensor]:
 
 
 def token_dataset() -> list[dict[str, Any]]:
-    """11 rows of 12 tokens below 96; some rows right-padded (mask 0, label -100) so token counts differ per
+    """11 rows of 12 tokens below 96 (pair it with ``vocab_size=96``); some rows right-padded (mask 0, label -100) so token counts differ per
     batch."""
     g = torch.Generator().manual_seed(3)
     rows = []
@@ -270,13 +272,14 @@ def token_dataset() -> list[dict[str, Any]]:
 # --- fixtures (plain functions: wire them in a conftest with pytest.fixture(...)) ---------------------------
 
 
-def tiny_checkpoint_factory(root: Path) -> Callable[..., Path]:
+def tiny_checkpoint_factory(root: Path, **defaults: Any) -> Callable[..., Path]:
     """``save(arch, *, name=None, **options)`` -> a directory under ``root`` holding
-    :func:`save_tiny_transformers_checkpoint` of ``arch`` (same options); ``name`` defaults to ``hf-<arch>``.
-    Conftests wire it as ``pytest.fixture(lambda tmp_path: tiny_checkpoint_factory(tmp_path))``."""
+    :func:`save_tiny_transformers_checkpoint` of ``arch`` (same options, on top of ``defaults``); ``name``
+    defaults to ``hf-<arch>``. Wire it in a conftest: ``return tiny_checkpoint_factory(tmp_path)``."""
 
     def save(arch: str, *, name: str | None = None, **options: Any) -> Path:
-        return save_tiny_transformers_checkpoint(arch, Path(root) / (name or f"hf-{arch}"), **options)
+        path = Path(root) / (name or f"hf-{arch}")
+        return save_tiny_transformers_checkpoint(arch, path, **{**defaults, **options})
 
     return save
 
