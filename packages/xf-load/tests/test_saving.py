@@ -47,18 +47,10 @@ def test_round_trip_transformers_to_xf_to_transformers(dtype, shard, save_hf, lo
 
 def test_xf_model_saved_and_loaded_by_transformers(tmp_path, load_hf, batch):
     from xf_load.models.llama import Qwen3Config
+    from xf_load.testing import tiny_config
 
     torch.manual_seed(0)
-    config = Qwen3Config(
-        hidden_size=64,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=16,
-        num_hidden_layers=2,
-        intermediate_size=96,
-        vocab_size=128,
-        pad_token_id=0,
-    )
+    config = Qwen3Config(**tiny_config("Qwen3ForCausalLM", head_dim=16))
     ours = xf_load.AutoModelForCausalLM.from_config(config).eval()
     assert type(ours).__name__ == "Qwen3ForCausalLM"
     ours.save_pretrained(tmp_path)

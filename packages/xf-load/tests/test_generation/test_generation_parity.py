@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import xf_load
+from xf_load.testing import load_pair, tiny_transformers_model
 
 transformers = pytest.importorskip("transformers")
 
@@ -18,26 +19,11 @@ PROMPT_LEN = 6
 @pytest.fixture(scope="module")
 def llama_pair(tmp_path_factory):
     path = tmp_path_factory.mktemp("gen") / "llama"
-    torch.manual_seed(0)
-    cfg = transformers.LlamaConfig(
-        hidden_size=64,
-        intermediate_size=96,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        vocab_size=128,
-        max_position_embeddings=256,
-        pad_token_id=0,
-        bos_token_id=1,
-        eos_token_id=2,
-    )
-    model = transformers.LlamaForCausalLM(cfg).eval()
+    model = tiny_transformers_model("LlamaForCausalLM", perturb_norms=False, bos_token_id=1, eos_token_id=2)
     with torch.no_grad():  # spread the logits so greedy paths are not decided by float noise
         model.lm_head.weight.mul_(4.0)
     model.save_pretrained(path)
-    ours = xf_load.AutoModelForCausalLM.from_pretrained(path).eval()
-    theirs = transformers.LlamaForCausalLM.from_pretrained(path).eval()
-    return ours, theirs
+    return load_pair(path, "LlamaForCausalLM")
 
 
 def _prompts(rows: int = 2, seed: int = 0) -> torch.Tensor:
