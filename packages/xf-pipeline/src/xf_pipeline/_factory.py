@@ -9,7 +9,7 @@ from typing import Any
 from xf_core import HubOptions
 from xf_core.errors import XfValueError
 from xf_pipeline._defaults import resolve_default_model
-from xf_pipeline._registry import TASKS, normalize_task, task_from_architecture
+from xf_pipeline._registry import TASKS, normalize_task, task_from_architecture, task_from_model
 from xf_pipeline.base import Pipeline
 from xf_pipeline.errors import NoDefaultModelError
 
@@ -86,7 +86,7 @@ def pipeline(
             getattr(loaded, "name_or_path", None) or getattr(loaded.config, "_name_or_path", None) or None
         )
         if task is None:
-            task = task_from_architecture([type(loaded).__name__])
+            task = task_from_model(loaded)
     if tokenizer is None:
         if not source:
             raise XfValueError(
