@@ -516,7 +516,8 @@ class PreTrainedTokenizerFast(SpecialTokensMixin, ChatTemplateMixin):
     ) -> PreTrainedTokenizerFast:
         """Load a tokenizer from a directory or Hub repo (see ``AutoTokenizer.from_pretrained``).
 
-        The Hub keywords given override the same fields of ``hub``.
+        The Hub keywords given (not None) override the same fields of ``hub``; the options are built once
+        and every file is read with them. Other keywords override ``tokenizer_config.json`` keys.
         """
         hub = hub_options(
             hub,
