@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
 
 from xf_pipeline.errors import PipelineParameterError
 
-__all__ = ["check_choice", "id2label", "max_input_length", "output_field"]
+__all__ = ["check_choice", "id2label", "max_input_length", "output_field", "split_rows"]
 
 _HUGE = 1_000_000
 
@@ -48,3 +49,13 @@ def check_choice(task: str, parameter: str, value: Any, choices: tuple[str, ...]
             parameter=parameter,
         )
     return value.lower()
+
+
+def split_rows(
+    encoded: Mapping[str, Any], keys: Iterable[str], rows: Iterable[int] | None = None
+) -> list[dict[str, Any]]:
+    """One dict of ``(1, T, ...)`` int64 tensors per row of an unpadded batch tokenizer output (lists of
+    rows), holding those of ``keys`` the output has; ``rows`` picks rows (default: all, in order)."""
+    present = [key for key in keys if key in encoded]
+    indices = range(len(encoded["input_ids"])) if rows is None else rows
+    return [{key: torch.tensor([encoded[key][i]], dtype=torch.long) for key in present} for i in indices]

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from xf_pipeline._common import check_choice, max_input_length, output_field
+from xf_pipeline._common import check_choice, max_input_length, output_field, split_rows
 from xf_pipeline._math import pool
 from xf_pipeline.base import Pipeline
 from xf_pipeline.errors import PipelineInputError
@@ -19,15 +19,17 @@ _POOLING = ("none", "mean", "cls")
 class _EmbeddingPipeline(Pipeline):
     per_token_outputs = frozenset({"hidden"})
 
-    def _encode(self, text: str, truncation: bool, max_length: int | None) -> dict[str, Any]:
-        if not isinstance(text, str):
-            raise PipelineInputError(f"{self.task} takes text, got {type(text).__name__}.", task=self.task)
+    def _encode(self, texts: list[Any], truncation: bool, max_length: int | None) -> list[dict[str, Any]]:
+        """The model inputs of each text, from one tokenizer call."""
+        for text in texts:
+            if not isinstance(text, str):
+                raise PipelineInputError(
+                    f"{self.task} takes text, got {type(text).__name__}.", task=self.task
+                )
         if truncation and max_length is None:
             max_length = max_input_length(self.tokenizer, getattr(self.model, "config", None))
-        encoded = self.tokenizer(
-            text, return_tensors="pt", truncation=bool(truncation and max_length), max_length=max_length
-        )
-        return {k: v for k, v in encoded.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        encoded = self.tokenizer(texts, truncation=bool(truncation and max_length), max_length=max_length)
+        return split_rows(encoded, ("input_ids", "attention_mask", "token_type_ids"))
 
     def _forward(self, batch: dict[str, Any]) -> dict[str, Any]:
         output = self.model(**self.model_inputs(batch))
@@ -73,7 +75,12 @@ class FeatureExtractionPipeline(_EmbeddingPipeline):
         return pre, {}, post
 
     def preprocess(self, text: str, truncation: bool = True, max_length: int | None = None) -> dict[str, Any]:
-        return self._encode(text, truncation, max_length)
+        return self._encode([text], truncation, max_length)[0]
+
+    def preprocess_batch(
+        self, texts: list[Any], truncation: bool = True, max_length: int | None = None
+    ) -> list[dict[str, Any]]:
+        return self._encode(texts, truncation, max_length)
 
     def postprocess(
         self,
@@ -116,13 +123,8 @@ class SentenceSimilarityPipeline(_EmbeddingPipeline):
             pre["max_length"] = int(max_length)
         return pre, {}, post
 
-    def preprocess(
-        self,
-        item: str | dict[str, Any],
-        sentences: list[str] | None = None,
-        truncation: bool = True,
-        max_length: int | None = None,
-    ) -> list[dict[str, Any]]:
+    def _sentences(self, item: str | dict[str, Any], sentences: list[str] | None) -> list[str]:
+        """The source sentence, then the candidates."""
         if isinstance(item, dict):
             if "source_sentence" not in item or "sentences" not in item:
                 raise PipelineInputError(
@@ -139,8 +141,27 @@ class SentenceSimilarityPipeline(_EmbeddingPipeline):
                 "{'source_sentence': ..., 'sentences': [...]} or sentences=[...].",
                 task=self.task,
             )
-        candidates = [candidates] if isinstance(candidates, str) else candidates
-        return [self._encode(text, truncation, max_length) for text in [source, *candidates]]
+        return [source, *([candidates] if isinstance(candidates, str) else candidates)]
+
+    def preprocess(
+        self,
+        item: str | dict[str, Any],
+        sentences: list[str] | None = None,
+        truncation: bool = True,
+        max_length: int | None = None,
+    ) -> list[dict[str, Any]]:
+        return self.preprocess_batch([item], sentences, truncation, max_length)[0]
+
+    def preprocess_batch(
+        self,
+        items: list[str | dict[str, Any]],
+        sentences: list[str] | None = None,
+        truncation: bool = True,
+        max_length: int | None = None,
+    ) -> list[list[dict[str, Any]]]:
+        groups = [self._sentences(item, sentences) for item in items]
+        encoded = iter(self._encode([text for group in groups for text in group], truncation, max_length))
+        return [[next(encoded) for _ in group] for group in groups]
 
     def postprocess(self, outputs: list[dict[str, Any]], pooling: str = "mean") -> list[float]:
         vectors = torch.stack([self._embed(out, pooling, True) for out in outputs])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from xf_core.logging import get_logger
-from xf_pipeline._common import max_input_length, output_field
+from xf_pipeline._common import max_input_length, output_field, split_rows
 from xf_pipeline._math import top_k_tokens
 from xf_pipeline.base import Pipeline
 from xf_pipeline.errors import PipelineInputError, PipelineParameterError
@@ -71,21 +71,25 @@ class FillMaskPipeline(Pipeline):
         return ids
 
     def preprocess(self, text: str) -> dict[str, Any]:
-        if not isinstance(text, str):
-            raise PipelineInputError(f"{self.task} takes text, got {type(text).__name__}.", task=self.task)
+        return self.preprocess_batch([text])[0]
+
+    def preprocess_batch(self, texts: list[Any]) -> list[dict[str, Any]]:
+        for text in texts:
+            if not isinstance(text, str):
+                raise PipelineInputError(
+                    f"{self.task} takes text, got {type(text).__name__}.", task=self.task
+                )
         max_length = max_input_length(self.tokenizer, self.model.config)
-        encoded = dict(
-            self.tokenizer(
-                text, return_tensors="pt", truncation=max_length is not None, max_length=max_length
-            )
-        )
-        if not (encoded["input_ids"] == self.tokenizer.mask_token_id).any():
-            raise PipelineInputError(
-                f"{self.task}: no mask token {self.tokenizer.mask_token!r} in {text!r}; put one where a word is "
-                "missing.",
-                task=self.task,
-            )
-        return encoded
+        encoded = self.tokenizer(texts, truncation=max_length is not None, max_length=max_length)
+        rows = split_rows(encoded, list(encoded))
+        for text, row in zip(texts, rows):
+            if not (row["input_ids"] == self.tokenizer.mask_token_id).any():
+                raise PipelineInputError(
+                    f"{self.task}: no mask token {self.tokenizer.mask_token!r} in {text!r}; put one where a word "
+                    "is missing.",
+                    task=self.task,
+                )
+        return rows
 
     def _forward(self, batch: dict[str, Any]) -> dict[str, Any]:
         logits = output_field(self.model(**self.model_inputs(batch)), "logits")

@@ -71,12 +71,7 @@ class QuestionAnsweringPipeline(Pipeline):
                 inputs = {"question": question, "context": context}
         return super().__call__(inputs, **kwargs)
 
-    def preprocess(
-        self,
-        item: dict[str, str],
-        max_seq_len: int = 384,
-        doc_stride: int = 128,
-    ) -> list[dict[str, Any]]:
+    def _question_and_context(self, item: Any) -> tuple[str, str]:
         if (
             not isinstance(item, dict)
             or not isinstance(item.get("question"), str)
@@ -85,33 +80,48 @@ class QuestionAnsweringPipeline(Pipeline):
             raise PipelineInputError(
                 f"{self.task} takes {{'question': str, 'context': str}}, got {item!r:.80}.", task=self.task
             )
-        question, context = item["question"], item["context"]
-        if not question.strip() or not context.strip():
+        if not item["question"].strip() or not item["context"].strip():
             raise PipelineInputError(
                 f"{self.task}: the question and the context must not be empty.", task=self.task
             )
+        return item["question"], item["context"]
+
+    def preprocess(
+        self,
+        item: dict[str, str],
+        max_seq_len: int = 384,
+        doc_stride: int = 128,
+    ) -> list[dict[str, Any]]:
+        return self.preprocess_batch([item], max_seq_len, doc_stride)[0]
+
+    def preprocess_batch(
+        self,
+        items: list[Any],
+        max_seq_len: int = 384,
+        doc_stride: int = 128,
+    ) -> list[list[dict[str, Any]]]:
+        """All (question, context) pairs in one tokenizer call; each item's windows are its chunks."""
+        pairs = [self._question_and_context(item) for item in items]
         max_seq_len = min(
             max_seq_len, getattr(self.tokenizer, "model_max_length", max_seq_len) or max_seq_len
         )
         doc_stride = min(doc_stride, max_seq_len // 2)
         encoded = self.tokenizer(
-            question,
-            text_pair=context,
+            [question for question, _ in pairs],
+            text_pair=[context for _, context in pairs],
             truncation="only_second",
             max_length=max_seq_len,
             stride=doc_stride,
             return_overflowing_tokens=True,
             return_offsets_mapping=True,
         )
-        chunks = []
+        cls_id = getattr(self.tokenizer, "cls_token_id", None)
+        chunks: list[list[dict[str, Any]]] = [[] for _ in items]
         for i, ids in enumerate(encoded["input_ids"]):
+            owner = encoded["overflow_to_sample_mapping"][i]
             sequence_ids = encoded.sequence_ids(i)
-            # 1 = not part of the context (question, special tokens), except the CLS token at 0
-            p_mask = [0 if s == 1 else 1 for s in sequence_ids]
-            cls_id = getattr(self.tokenizer, "cls_token_id", None)
-            for j, token in enumerate(ids):
-                if token == cls_id:
-                    p_mask[j] = 0
+            # 1 = not part of the context (question, special tokens), except the CLS token
+            p_mask = [0 if s == 1 or token == cls_id else 1 for s, token in zip(sequence_ids, ids)]
             chunk = {
                 k: torch.tensor([encoded[k][i]])
                 for k in ("input_ids", "attention_mask", "token_type_ids")
@@ -119,10 +129,10 @@ class QuestionAnsweringPipeline(Pipeline):
             }
             chunk["p_mask"] = torch.tensor([p_mask])
             chunk["offset_mapping"] = torch.tensor([encoded["offset_mapping"][i]])
-            chunk["context"] = context
+            chunk["context"] = pairs[owner][1]
             words = encoded.word_ids(i)
             chunk["word_ids"] = [w if s == 1 else None for w, s in zip(words, sequence_ids)]
-            chunks.append(chunk)
+            chunks[owner].append(chunk)
         return chunks
 
     def _forward(self, batch: dict[str, Any]) -> dict[str, Any]:

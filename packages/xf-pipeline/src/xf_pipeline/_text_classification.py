@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from xf_pipeline._common import check_choice, id2label, max_input_length, output_field
+from xf_pipeline._common import check_choice, id2label, max_input_length, output_field, split_rows
 from xf_pipeline._math import CLASSIFICATION_FUNCTIONS, apply_function
 from xf_pipeline.base import Pipeline
 from xf_pipeline.errors import PipelineInputError
@@ -51,34 +51,43 @@ class TextClassificationPipeline(Pipeline):
         legacy = "top_k" not in kwargs and self._defaults[2].get("legacy", True)
         return [result] if isinstance(inputs, str) and legacy else result
 
-    def preprocess(
-        self, item: str | dict[str, str], truncation: bool = True, max_length: int | None = None
-    ) -> dict[str, Any]:
+    def _text_and_pair(self, item: Any) -> tuple[str, str | None]:
         if isinstance(item, dict):
             if "text" not in item:
                 raise PipelineInputError(
                     f"{self.task}: a text pair is {{'text': ..., 'text_pair': ...}}; got keys {sorted(item)}.",
                     task=self.task,
                 )
-            text, pair = item["text"], item.get("text_pair")
-        elif isinstance(item, str):
-            text, pair = item, None
-        else:
-            raise PipelineInputError(
-                f"{self.task} takes a string or {{'text': ..., 'text_pair': ...}}, got {type(item).__name__}.",
-                task=self.task,
-            )
+            return item["text"], item.get("text_pair")
+        if isinstance(item, str):
+            return item, None
+        raise PipelineInputError(
+            f"{self.task} takes a string or {{'text': ..., 'text_pair': ...}}, got {type(item).__name__}.",
+            task=self.task,
+        )
+
+    def preprocess(
+        self, item: str | dict[str, str], truncation: bool = True, max_length: int | None = None
+    ) -> dict[str, Any]:
+        return self.preprocess_batch([item], truncation, max_length)[0]
+
+    def preprocess_batch(
+        self, items: list[Any], truncation: bool = True, max_length: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Texts alone in one tokenizer call, text pairs in another."""
+        texts = [self._text_and_pair(item) for item in items]
         if truncation and max_length is None:
             max_length = max_input_length(self.tokenizer, self.model.config)
-        return dict(
-            self.tokenizer(
-                text,
-                text_pair=pair,
-                return_tensors="pt",
-                truncation=bool(truncation and max_length),
-                max_length=max_length,
-            )
-        )
+        options = {"truncation": bool(truncation and max_length), "max_length": max_length}
+        inputs: list[Any] = [None] * len(items)
+        alone = [i for i, (_, pair) in enumerate(texts) if not pair]
+        paired = [i for i, (_, pair) in enumerate(texts) if pair]
+        for group, pairs in ((alone, None), (paired, [texts[i][1] for i in paired])):
+            if group:
+                encoded = self.tokenizer([texts[i][0] for i in group], text_pair=pairs, **options)
+                for i, row in zip(group, split_rows(encoded, list(encoded))):
+                    inputs[i] = row
+        return inputs
 
     def _forward(self, batch: dict[str, Any]) -> dict[str, Any]:
         return {"logits": output_field(self.model(**self.model_inputs(batch)), "logits")}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from xf_pipeline._common import split_rows
 from xf_pipeline.base import Pipeline
 from xf_pipeline.errors import PipelineInputError
 
@@ -73,23 +74,31 @@ class TextGenerationPipeline(Pipeline):
         return list(eos) if isinstance(eos, (list, tuple)) else [eos]
 
     def preprocess(self, item: Any, add_special_tokens: bool = False) -> dict[str, Any]:
-        if _is_chat(item):
+        return self.preprocess_batch([item], add_special_tokens)[0]
+
+    def preprocess_batch(self, items: list[Any], add_special_tokens: bool = False) -> list[dict[str, Any]]:
+        """Prompt strings in one tokenizer call, chats in one chat-template call."""
+        for item in items:
+            if not (_is_chat(item) or isinstance(item, str)):
+                raise PipelineInputError(
+                    f"{self.task} takes a prompt string or a chat (a list of {{'role', 'content'}} messages), "
+                    f"got {type(item).__name__}.",
+                    task=self.task,
+                )
+        inputs: list[Any] = [None] * len(items)
+        prompts = [i for i, item in enumerate(items) if isinstance(item, str)]
+        if prompts:
+            encoded = self.tokenizer([items[i] for i in prompts], add_special_tokens=add_special_tokens)
+            for i, row in zip(prompts, split_rows(encoded, ("input_ids", "attention_mask"))):
+                inputs[i] = {**row, "prompt": items[i]}
+        chats = [i for i, item in enumerate(items) if _is_chat(item)]
+        if chats:
             encoded = self.tokenizer.apply_chat_template(
-                list(item), add_generation_prompt=True, return_dict=True, return_tensors="pt"
+                [list(items[i]) for i in chats], add_generation_prompt=True, return_dict=True
             )
-        elif isinstance(item, str):
-            encoded = self.tokenizer(item, return_tensors="pt", add_special_tokens=add_special_tokens)
-        else:
-            raise PipelineInputError(
-                f"{self.task} takes a prompt string or a chat (a list of {{'role', 'content'}} messages), "
-                f"got {type(item).__name__}.",
-                task=self.task,
-            )
-        return {
-            "input_ids": encoded["input_ids"],
-            "attention_mask": encoded["attention_mask"],
-            "prompt": item,
-        }
+            for i, row in zip(chats, split_rows(encoded, ("input_ids", "attention_mask"))):
+                inputs[i] = {**row, "prompt": items[i]}
+        return inputs
 
     def _forward(self, batch: dict[str, Any], **generate_kwargs: Any) -> dict[str, Any]:
         input_ids = batch["input_ids"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from xf_pipeline._common import check_choice, id2label, max_input_length, output_field
+from xf_pipeline._common import check_choice, id2label, max_input_length, output_field, split_rows
 from xf_pipeline._math import AGGREGATION_STRATEGIES, aggregate, merge_overlapping_entities
 from xf_pipeline.base import Pipeline
 from xf_pipeline.errors import PipelineInputError, PipelineParameterError
@@ -71,31 +71,36 @@ class TokenClassificationPipeline(Pipeline):
     def preprocess(
         self, text: str, stride: int | None = None, max_length: int | None = None
     ) -> list[dict[str, Any]]:
-        if not isinstance(text, str):
-            raise PipelineInputError(f"{self.task} takes text, got {type(text).__name__}.", task=self.task)
+        return self.preprocess_batch([text], stride, max_length)[0]
+
+    def preprocess_batch(
+        self, texts: list[Any], stride: int | None = None, max_length: int | None = None
+    ) -> list[list[dict[str, Any]]]:
+        """All texts in one tokenizer call; with ``stride`` each text's overlapping windows are its chunks."""
+        for text in texts:
+            if not isinstance(text, str):
+                raise PipelineInputError(
+                    f"{self.task} takes text, got {type(text).__name__}.", task=self.task
+                )
         if max_length is None:
             max_length = max_input_length(self.tokenizer, self.model.config)
         options: dict[str, Any] = {}
         if stride is not None:
-            options = {"return_overflowing_tokens": True, "stride": stride, "padding": True}
+            options = {"return_overflowing_tokens": True, "stride": stride}
         encoded = self.tokenizer(
-            text,
-            return_tensors="pt",
+            texts,
             truncation=max_length is not None,
             max_length=max_length,
             return_special_tokens_mask=True,
             return_offsets_mapping=True,
             **options,
         )
-        keep = [k for k in encoded if k not in ("overflow_to_sample_mapping",)]
-        chunks = []
-        for i in range(len(encoded["input_ids"])):
-            chunk = {k: encoded[k][i : i + 1] for k in keep}
-            if stride is not None:  # drop the padding added to make windows one tensor
-                length = int(chunk["attention_mask"].sum())
-                chunk = {k: v[:, :length] for k, v in chunk.items()}
-            chunk["sentence"] = text
-            chunks.append(chunk)
+        owners = encoded.get("overflow_to_sample_mapping") or range(len(texts))
+        chunks: list[list[dict[str, Any]]] = [[] for _ in texts]
+        for owner, row in zip(
+            owners, split_rows(encoded, [k for k in encoded if k != "overflow_to_sample_mapping"])
+        ):
+            chunks[owner].append({**row, "sentence": texts[owner]})
         return chunks
 
     def _forward(self, batch: dict[str, Any]) -> dict[str, Any]:

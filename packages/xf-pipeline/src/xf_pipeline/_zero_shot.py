@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from xf_core.logging import get_logger
-from xf_pipeline._common import max_input_length, output_field
+from xf_pipeline._common import max_input_length, output_field, split_rows
 from xf_pipeline._math import zero_shot_scores
 from xf_pipeline.base import Pipeline
 from xf_pipeline.errors import PipelineInputError, PipelineParameterError
@@ -83,25 +83,38 @@ class ZeroShotClassificationPipeline(Pipeline):
         candidate_labels: list[str] | None = None,
         hypothesis_template: str = "This example is {}.",
     ) -> list[dict[str, Any]]:
-        if not isinstance(text, str):
-            raise PipelineInputError(f"{self.task} takes text, got {type(text).__name__}.", task=self.task)
+        return self.preprocess_batch([text], candidate_labels, hypothesis_template)[0]
+
+    def preprocess_batch(
+        self,
+        texts: list[Any],
+        candidate_labels: list[str] | None = None,
+        hypothesis_template: str = "This example is {}.",
+    ) -> list[list[dict[str, Any]]]:
+        """Every (text, hypothesis) pair of every text in one tokenizer call; one chunk per pair."""
+        for text in texts:
+            if not isinstance(text, str):
+                raise PipelineInputError(
+                    f"{self.task} takes text, got {type(text).__name__}.", task=self.task
+                )
         if not candidate_labels:
             raise PipelineInputError(
                 f"{self.task} needs candidate_labels, e.g. candidate_labels=['sports', 'politics'].",
                 task=self.task,
             )
         max_length = max_input_length(self.tokenizer, self.model.config)
-        chunks = []
-        for label in candidate_labels:
-            encoded = self.tokenizer(
-                text,
-                text_pair=hypothesis_template.format(label),
-                return_tensors="pt",
-                truncation="only_first" if max_length else False,
-                max_length=max_length,
-            )
-            chunks.append({**encoded, "candidate_label": label, "sequence": text})
-        return chunks
+        hypotheses = [hypothesis_template.format(label) for label in candidate_labels]
+        encoded = self.tokenizer(
+            [text for text in texts for _ in candidate_labels],
+            text_pair=hypotheses * len(texts),
+            truncation="only_first" if max_length else False,
+            max_length=max_length,
+        )
+        rows = iter(split_rows(encoded, list(encoded)))
+        return [
+            [{**next(rows), "candidate_label": label, "sequence": text} for label in candidate_labels]
+            for text in texts
+        ]
 
     def _forward(self, batch: dict[str, Any]) -> dict[str, Any]:
         inputs = self.model_inputs(batch)

@@ -6,13 +6,17 @@ A task subclass writes four small methods:
   given at construction are defaults; the same keywords given at call time override them.
 * ``preprocess(item, **pre)`` returns one dict of model inputs (tensors shaped ``(1, T, ...)``) plus any
   plain-Python metadata, or, for ``chunked`` tasks (long inputs, zero-shot labels), a list of such dicts.
+  ``preprocess_batch(items, **pre)`` does it for several items; the tasks override it to tokenize all of
+  them in one tokenizer call (the Rust backend encodes a batch in parallel), and the pipeline always goes
+  through it, a batch of items at a time.
 * ``_forward(batch, **fwd)`` runs the model on a padded batch and returns a dict of batched tensors
   (and lists of metadata). It runs under ``torch.inference_mode``.
 * ``postprocess(output, **post)`` turns one input's output (a chunk list for chunked tasks) into plain
   Python types that serialize to JSON.
 
-A list given with ``batch_size > 1`` is batched by input length (results come back in input order), which
-cuts padding; a generator is processed in order, lazily.
+A list given with ``batch_size > 1`` is tokenized in one call and batched by input length (results come
+back in input order), which cuts padding; a generator is processed in order, lazily, a batch of items at a
+time.
 
 The base pads each key with its own value (``input_ids`` with the tokenizer's pad id, ``attention_mask``
 with 0, ``special_tokens_mask`` with 1, ...), and when un-batching trims every per-token tensor back to its
@@ -24,6 +28,7 @@ from __future__ import annotations
 import inspect
 from collections import deque
 from collections.abc import Iterable, Iterator
+from itertools import islice
 from typing import Any, ClassVar
 
 import torch
@@ -161,6 +166,11 @@ class Pipeline:
     def preprocess(self, item: Any, **params: Any) -> dict[str, Any] | list[dict[str, Any]]:
         raise NotImplementedError
 
+    def preprocess_batch(self, items: list[Any], **params: Any) -> list[Any]:
+        """What :meth:`preprocess` gives for each of ``items``, in order. This default calls it per item;
+        a task that tokenizes overrides it to tokenize all the items in one call."""
+        return [self.preprocess(item, **params) for item in items]
+
     def _forward(self, batch: dict[str, Any], **params: Any) -> dict[str, Any]:
         raise NotImplementedError
 
@@ -231,17 +241,15 @@ class Pipeline:
         waiting: deque[tuple[list[Any], dict[str, Any]]] = deque()  # (slot, chunk) not yet run
         exhausted = False
         while True:
-            while not exhausted and len(waiting) < batch_size:
-                try:
-                    item = next(items)
-                except StopIteration:
-                    exhausted = True
-                    break
-                chunks = self.preprocess(item, **pre)
-                chunks = chunks if self.chunked else [chunks]
-                slot: list[Any] = [len(chunks), []]
-                slots.append(slot)
-                waiting.extend((slot, chunk) for chunk in chunks)
+            if not exhausted and len(waiting) < batch_size:
+                wanted = batch_size - len(waiting)
+                pulled = list(islice(items, wanted))
+                exhausted = len(pulled) < wanted
+                for chunks in self.preprocess_batch(pulled, **pre) if pulled else []:
+                    chunks = chunks if self.chunked else [chunks]
+                    slot: list[Any] = [len(chunks), []]
+                    slots.append(slot)
+                    waiting.extend((slot, chunk) for chunk in chunks)
             if waiting:
                 take = [waiting.popleft() for _ in range(min(batch_size, len(waiting)))]
                 outputs = self._forward_batch([chunk for _, chunk in take], fwd)
@@ -262,9 +270,10 @@ class Pipeline:
         post: dict[str, Any],
         batch_size: int,
     ) -> list[Any]:
-        """A whole list at once: batch inputs of similar length together (less padding, faster), and
-        return the results in input order. Outputs are trimmed per input, so this changes no result."""
-        chunks = [self.preprocess(item, **pre) for item in items]
+        """A whole list at once: tokenize it in one call, batch inputs of similar length together (less
+        padding, faster), and return the results in input order. Outputs are trimmed per input, so this
+        changes no result."""
+        chunks = self.preprocess_batch(list(items), **pre) if items else []
         order = sorted(range(len(chunks)), key=lambda i: _length(chunks[i]))
         results: list[Any] = [None] * len(chunks)
         for start in range(0, len(order), batch_size):

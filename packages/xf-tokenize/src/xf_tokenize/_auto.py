@@ -19,29 +19,15 @@ class AutoTokenizer:
         )
 
     @staticmethod
-    def from_pretrained(
-        path_or_repo_id: str | os.PathLike[str],
-        *,
-        revision: str | None = None,
-        subfolder: str | None = None,
-        cache_dir: str | os.PathLike[str] | None = None,
-        local_files_only: bool = False,
-        token: str | bool | None = None,
-        **overrides: Any,
-    ) -> PreTrainedTokenizerFast:
+    def from_pretrained(path_or_repo_id: str | os.PathLike[str], **kwargs: Any) -> PreTrainedTokenizerFast:
         """Load the tokenizer in a directory or Hub repo.
 
         Reads ``tokenizer.json`` (or converts ``vocab.txt`` / ``vocab.json`` + ``merges.txt`` /
         ``tokenizer.model``), ``tokenizer_config.json``, ``special_tokens_map.json``, ``added_tokens.json``
-        and the chat template. ``overrides`` replace keys of ``tokenizer_config.json`` (``pad_token=...``,
-        ``model_max_length=...``, ``padding_side=...``, ``do_lower_case=...``).
+        and the chat template. Takes the keywords of :meth:`PreTrainedTokenizerFast.from_pretrained`: the
+        Hub keywords ``revision``, ``subfolder``, ``cache_dir``, ``local_files_only``, ``token`` (or one
+        ``hub=HubOptions(...)`` holding them, as ``pipeline()`` passes it; keywords given win), and
+        overrides of ``tokenizer_config.json`` keys (``pad_token=...``, ``model_max_length=...``,
+        ``padding_side=...``, ``do_lower_case=...``).
         """
-        return PreTrainedTokenizerFast.from_pretrained(
-            path_or_repo_id,
-            revision=revision,
-            subfolder=subfolder,
-            cache_dir=cache_dir,
-            local_files_only=local_files_only,
-            token=token,
-            **overrides,
-        )
+        return PreTrainedTokenizerFast.from_pretrained(path_or_repo_id, **kwargs)

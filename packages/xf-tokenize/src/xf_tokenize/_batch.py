@@ -7,6 +7,7 @@ the Rust backend, ``encodings`` holds one ``tokenizers.Encoding`` per row and th
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from xf_core.errors import XfValueError
@@ -15,9 +16,19 @@ from xf_core.lazy import require
 if TYPE_CHECKING:
     from tokenizers import Encoding
 
-__all__ = ["BatchEncoding", "CharSpan", "TokenSpan"]
+__all__ = ["BatchEncoding", "CharSpan", "TokenSpan", "to_list"]
 
 TensorType = Literal["np", "pt"]
+
+# What each key of a BatchEncoding reads from a backend ``tokenizers.Encoding``, in transformers' key order.
+_FROM_ENCODING: dict[str, Callable[[Encoding], Any]] = {
+    "input_ids": lambda e: e.ids,
+    "token_type_ids": lambda e: e.type_ids,
+    "attention_mask": lambda e: e.attention_mask,
+    "special_tokens_mask": lambda e: e.special_tokens_mask,
+    "offset_mapping": lambda e: e.offsets,
+    "length": lambda e: len(e.ids),
+}
 
 
 class CharSpan(NamedTuple):
@@ -48,6 +59,28 @@ class BatchEncoding(dict):
         super().__init__(data or {})
         self._encodings = encodings
         self.convert_to_tensors(tensor_type, prepend_batch_axis=prepend_batch_axis)
+
+    @classmethod
+    def from_encodings(
+        cls, encodings: list[Encoding], *, keys: Collection[str], overflowing: bool = False
+    ) -> BatchEncoding:
+        """A batch of backend encodings: ``input_ids`` and the other ``keys`` (``token_type_ids``,
+        ``attention_mask``, ``special_tokens_mask``, ``offset_mapping``, ``length``). With ``overflowing``
+        each encoding's overflowing windows become rows after it, and ``overflow_to_sample_mapping`` says
+        which input each row came from."""
+        rows = encodings
+        if overflowing:
+            rows = [e for enc in encodings for e in (enc, *enc.overflowing)]
+        data = {
+            key: [get(e) for e in rows]
+            for key, get in _FROM_ENCODING.items()
+            if key == "input_ids" or key in keys
+        }
+        if overflowing:
+            data["overflow_to_sample_mapping"] = [
+                i for i, enc in enumerate(encodings) for _ in range(1 + len(enc.overflowing))
+            ]
+        return cls(data, rows)
 
     # --- dict and attribute access -------------------------------------------------------------------------
     def __getitem__(self, item: Any) -> Any:
@@ -209,3 +242,12 @@ class BatchEncoding(dict):
             if isinstance(value, torch.Tensor):
                 self[key] = value.to(device=device, non_blocking=non_blocking)
         return self
+
+
+def to_list(value: Any) -> Any:
+    """Plain Python lists/ints from numpy arrays, torch tensors, or nested lists of them."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [to_list(v) for v in value]
+    return value

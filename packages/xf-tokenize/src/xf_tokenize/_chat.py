@@ -23,12 +23,16 @@ from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from datetime import datetime
 from functools import lru_cache
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from xf_core.lazy import require
 from xf_tokenize.errors import ChatTemplateError
 
-__all__ = ["render", "select_template"]
+if TYPE_CHECKING:
+    from xf_tokenize._batch import TensorType
+    from xf_tokenize._strategies import Padding, Truncation
+
+__all__ = ["ChatTemplateMixin", "render", "select_template", "spans_to_mask"]
 
 _CONTINUE_TAG = "CONTINUE_FINAL_MESSAGE_TAG "
 # (rendered blocks so far, generation spans) while a conversation renders; None otherwise.
@@ -388,3 +392,102 @@ def _alias_reasoning(message: dict[str, Any]) -> dict[str, Any]:
     if reasoning is None:
         return message
     return {"thinking": reasoning, **message, "reasoning_content": reasoning}
+
+
+def spans_to_mask(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]]) -> list[int]:
+    """1 for each token whose characters overlap one of ``spans`` (sorted, disjoint), else 0."""
+    mask = [0] * len(offsets)
+    k = 0
+    for i, (start, end) in enumerate(offsets):
+        while k < len(spans) and start >= spans[k][1]:
+            k += 1
+        if k == len(spans):
+            break
+        if end > spans[k][0]:
+            mask[i] = 1
+    return mask
+
+
+class ChatTemplateMixin:
+    """``apply_chat_template`` and ``get_chat_template`` for a tokenizer with a ``chat_template`` (a string,
+    or a dict of named templates) that tokenizes when called."""
+
+    chat_template: str | dict[str, str] | None
+
+    if TYPE_CHECKING:
+
+        @property
+        def special_tokens_map(self) -> dict[str, str]: ...
+
+        def __call__(self, text: Any, **kwargs: Any) -> Any: ...
+
+    def get_chat_template(self, chat_template: str | None = None, *, tools: list[Any] | None = None) -> str:
+        return select_template(self.chat_template, chat_template, tools=tools)
+
+    def apply_chat_template(
+        self,
+        conversation: Any,
+        *,
+        tools: list[Any] | None = None,
+        documents: list[dict[str, Any]] | None = None,
+        chat_template: str | None = None,
+        add_generation_prompt: bool = False,
+        continue_final_message: bool | str = False,
+        tokenize: bool = True,
+        padding: Padding | str = False,
+        truncation: Truncation | str = False,
+        max_length: int | None = None,
+        return_tensors: TensorType | str | None = None,
+        return_dict: bool = True,
+        return_assistant_tokens_mask: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        """Render ``conversation`` (a list of messages, or a batch of them) with the chat template.
+
+        ``tokenize=False`` gives the text; otherwise a :class:`BatchEncoding` (``return_dict=True``) or the ids.
+        ``return_assistant_tokens_mask`` adds ``assistant_masks``: 1 on tokens the template wraps in
+        ``{% generation %}``. Extra keyword arguments are passed to the template.
+        """
+        if return_assistant_tokens_mask and not (tokenize and return_dict):
+            raise ChatTemplateError(
+                "return_assistant_tokens_mask=True needs tokenize=True and return_dict=True"
+            )
+        if return_assistant_tokens_mask and continue_final_message:
+            raise ChatTemplateError(
+                "continue_final_message cannot be combined with return_assistant_tokens_mask"
+            )
+
+        template = self.get_chat_template(chat_template, tools=tools)
+        batched = (
+            isinstance(conversation, (list, tuple))
+            and len(conversation) > 0
+            and (isinstance(conversation[0], (list, tuple)) or hasattr(conversation[0], "messages"))
+        )
+        conversations = list(conversation) if batched else [conversation]
+        rendered, spans = render(
+            template,
+            conversations,
+            tools=tools,
+            documents=documents,
+            add_generation_prompt=add_generation_prompt,
+            continue_final_message=continue_final_message,
+            variables={**self.special_tokens_map, **kwargs},
+        )
+        text: Any = rendered if batched else rendered[0]
+        if not tokenize:
+            return text
+        out = self(
+            text,
+            add_special_tokens=False,
+            padding=padding,
+            truncation=truncation,
+            max_length=max_length,
+            return_tensors=None if return_assistant_tokens_mask else return_tensors,
+        )
+        if return_assistant_tokens_mask:
+            masks = [spans_to_mask(enc.offsets, row_spans) for enc, row_spans in zip(out.encodings, spans)]
+            out["assistant_masks"] = masks if batched else masks[0]
+            out.convert_to_tensors(
+                return_tensors, prepend_batch_axis=not batched and return_tensors is not None
+            )
+        return out if return_dict else out["input_ids"]

@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tokenizers import AddedToken, Tokenizer, processors
 
-from xf_core import XfFileNotFoundError, resolve_file
+from xf_core import HubOptions, XfFileNotFoundError, resolve_file
 from xf_core.logging import get_logger
 from xf_tokenize import _convert
-from xf_tokenize._tokenizer import SPECIAL_TOKENS_ATTRIBUTES, PreTrainedTokenizerFast, _special_token
+from xf_tokenize._special import SPECIAL_TOKENS_ATTRIBUTES, SpecialTokens, special_token
 from xf_tokenize.errors import NoTokenizerFilesError, TokenizerFileError
 
-__all__ = ["FAMILIES", "load_tokenizer", "read_tokenizer_file"]
+__all__ = ["FAMILIES", "PretrainedTokenizerFiles", "hub_options", "read_pretrained", "read_tokenizer_file"]
 
 logger = get_logger(__name__)
 
@@ -128,30 +130,54 @@ def read_tokenizer_file(path: Path) -> Tokenizer:
         ) from e
 
 
-def load_tokenizer(
-    path_or_repo_id: str | os.PathLike[str],
-    *,
-    revision: str | None = None,
-    subfolder: str | None = None,
-    cache_dir: str | os.PathLike[str] | None = None,
-    local_files_only: bool = False,
-    token: str | bool | None = None,
-    overrides: dict[str, Any] | None = None,
-    cls: type[PreTrainedTokenizerFast] = PreTrainedTokenizerFast,
-) -> PreTrainedTokenizerFast:
-    """Load a tokenizer from a local directory or a Hub repo; see ``AutoTokenizer.from_pretrained``."""
+def hub_options(hub: HubOptions | None, **given: Any) -> HubOptions:
+    """``hub`` (or the defaults) with the Hub keywords a caller gave (those not None) put over it."""
+    given = {key: value for key, value in given.items() if value is not None}
+    return hub if hub is not None and not given else HubOptions.pop_from(given, base=hub)
+
+
+@dataclass
+class PretrainedTokenizerFiles:
+    """What a tokenizer directory says: the backend, the constructor's keyword arguments, and the family
+    post-processor (``"bert"``/``"roberta"``) a converted tokenizer still needs once its special ids are known."""
+
+    backend: Tokenizer
+    kwargs: dict[str, Any]
+    post: str | None = None
+    post_options: dict[str, Any] = field(default_factory=dict)
+
+    def post_processor(
+        self, special: SpecialTokens, to_id: Callable[[str], int | None]
+    ) -> processors.PostProcessor | None:
+        """The post-processor transformers gives a converted BERT or RoBERTa tokenizer (None for others)."""
+        if self.post is None:
+            return None
+        cls_token, sep_token = str(special.get("cls_token")), str(special.get("sep_token"))
+        cls_id, sep_id = special.id_of("cls_token", to_id), special.id_of("sep_token", to_id)
+        if self.post == "roberta":
+            return processors.RobertaProcessing(
+                (sep_token, sep_id),
+                (cls_token, cls_id),
+                trim_offsets=bool(self.post_options.get("trim_offsets", True)),
+                add_prefix_space=bool(self.post_options.get("add_prefix_space", False)),
+            )
+        return processors.TemplateProcessing(
+            single=f"{cls_token}:0 $A:0 {sep_token}:0",
+            pair=f"{cls_token}:0 $A:0 {sep_token}:0 $B:1 {sep_token}:1",
+            special_tokens=[
+                (cls_token, 2 if cls_id is None else cls_id),
+                (sep_token, 3 if sep_id is None else sep_id),
+            ],
+        )
+
+
+def read_pretrained(
+    path_or_repo_id: str | os.PathLike[str], *, hub: HubOptions, overrides: dict[str, Any] | None = None
+) -> PretrainedTokenizerFiles:
+    """Read a tokenizer's files from a local directory or a Hub repo; see ``AutoTokenizer.from_pretrained``."""
 
     def find(name: str) -> Path | None:
-        return resolve_file(
-            path_or_repo_id,
-            name,
-            revision=revision,
-            subfolder=subfolder,
-            cache_dir=cache_dir,
-            local_files_only=local_files_only,
-            token=token,
-            missing_ok=True,
-        )
+        return resolve_file(path_or_repo_id, name, hub=hub, missing_ok=True)
 
     overrides = dict(overrides or {})
     config_file = find("tokenizer_config.json")
@@ -178,7 +204,7 @@ def load_tokenizer(
         files = {name: find(name) for names in _CONVERTER_FILES.values() for name in names}
         available = [c for c, names in _CONVERTER_FILES.items() if all(files[n] for n in names)]
         if not available:
-            where = f"{path_or_repo_id}/{subfolder}" if subfolder else str(path_or_repo_id)
+            where = f"{path_or_repo_id}/{hub.subfolder}" if hub.subfolder else str(path_or_repo_id)
             raise NoTokenizerFilesError(where, _LOOKED_FOR)
         converter = family.get("converter") if family.get("converter") in available else available[0]
         if not family:
@@ -215,22 +241,22 @@ def load_tokenizer(
     for key in _DROPPED:
         config.pop(key, None)
 
-    tokenizer = cls(
-        backend,
-        **{k: _special_token(v, key=k) for k, v in specials.items()},
-        extra_special_tokens=[_special_token(t, key="extra_special_tokens") for t in extras],
-        model_specific_special_tokens={k: _special_token(v, key=k) for k, v in model_specific.items()},
-        chat_template=chat_template,
-        add_bos_token=add_bos,
-        add_eos_token=add_eos,
-        tokenizer_class=family_name if family_name in FAMILIES else tokenizer_class,
-        name_or_path=str(path_or_repo_id),
-        init_kwargs=config,
+    kwargs = {
+        **{k: special_token(v, key=k) for k, v in specials.items()},
+        "extra_special_tokens": [special_token(t, key="extra_special_tokens") for t in extras],
+        "model_specific_special_tokens": {k: special_token(v, key=k) for k, v in model_specific.items()},
+        "chat_template": chat_template,
+        "add_bos_token": add_bos,
+        "add_eos_token": add_eos,
+        "tokenizer_class": family_name if family_name in FAMILIES else tokenizer_class,
+        "name_or_path": str(path_or_repo_id),
+        "init_kwargs": config,
         **settings,
+    }
+    options = {key: config[key] for key in ("trim_offsets", "add_prefix_space") if key in config}
+    return PretrainedTokenizerFiles(
+        backend, kwargs, post=post if post in ("bert", "roberta") else None, post_options=options
     )
-    if post in ("bert", "roberta"):
-        backend.post_processor = _family_post_processor(post, tokenizer, config)
-    return tokenizer
 
 
 def _collect_special_tokens(
@@ -254,11 +280,11 @@ def _collect_special_tokens(
         if isinstance(value, dict):
             model_specific.update(value)
             continue
-        seen = {str(_special_token(t, key=key)) for t in extras}
+        seen = {str(special_token(t, key=key)) for t in extras}
         for tok in value or []:
-            if str(_special_token(tok, key=key)) not in seen:
+            if str(special_token(tok, key=key)) not in seen:
                 extras.append(tok)
-                seen.add(str(_special_token(tok, key=key)))
+                seen.add(str(special_token(tok, key=key)))
     return extras, model_specific
 
 
@@ -290,7 +316,7 @@ def _add_listed_tokens(
             )
     if added_file is None or decoder:
         return
-    special_names = {str(_special_token(v, key="")) for v in (*specials.values(), *extras) if v is not None}
+    special_names = {str(special_token(v, key="")) for v in (*specials.values(), *extras) if v is not None}
     added_tokens = _read_json(added_file, "{token: id} of added tokens")
     for content, _ in sorted(added_tokens.items(), key=lambda item: item[1]):
         if content not in present:
@@ -310,25 +336,6 @@ def _read_chat_template(config: dict[str, Any], find: Any) -> str | dict[str, st
     if json_file is not None:
         return _read_json(json_file, '{"chat_template": "..."}').get("chat_template")
     return template
-
-
-def _family_post_processor(post: str, tokenizer: PreTrainedTokenizerFast, config: dict[str, Any]) -> Any:
-    """The post-processor transformers gives a converted BERT or RoBERTa tokenizer."""
-    cls_token, sep_token = str(tokenizer.cls_token), str(tokenizer.sep_token)
-    if post == "roberta":
-        return processors.RobertaProcessing(
-            (sep_token, tokenizer.sep_token_id),
-            (cls_token, tokenizer.cls_token_id),
-            trim_offsets=bool(config.get("trim_offsets", True)),
-            add_prefix_space=bool(config.get("add_prefix_space", False)),
-        )
-    cls_id = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else 2
-    sep_id = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else 3
-    return processors.TemplateProcessing(
-        single=f"{cls_token}:0 $A:0 {sep_token}:0",
-        pair=f"{cls_token}:0 $A:0 {sep_token}:0 $B:1 {sep_token}:1",
-        special_tokens=[(cls_token, cls_id), (sep_token, sep_id)],
-    )
 
 
 def _is_named_token(key: str, value: Any) -> bool:
@@ -361,7 +368,7 @@ def _convert_files(
         unk = config.get("unk_token", family.get("specials", {}).get("unk_token", "[UNK]"))
         backend = _convert.wordpiece_tokenizer(
             files["vocab.txt"],  # type: ignore[arg-type]
-            unk_token=str(_special_token(unk, key="unk_token")),
+            unk_token=str(special_token(unk, key="unk_token")),
             do_lower_case=config.get("do_lower_case", True),
             strip_accents=config.get("strip_accents"),
             tokenize_chinese_chars=config.get("tokenize_chinese_chars", True),

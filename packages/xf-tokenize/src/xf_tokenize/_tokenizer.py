@@ -3,11 +3,12 @@
 The backend does the work (normalize → pre-tokenize → model → post-process, padding and truncation in Rust);
 this class holds what transformers keeps beside it (special tokens, ``model_max_length``, sides, input names,
 chat template) and turns calls into backend settings and backend results into a :class:`BatchEncoding`.
+Beside it: :mod:`._special` (the special tokens), :mod:`._strategies` (padding/truncation rules),
+:mod:`._loading` and :mod:`._saving` (the files).
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -15,49 +16,33 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from tokenizers import AddedToken, Tokenizer
 
+from xf_core import HubOptions
 from xf_core.logging import get_logger
-from xf_tokenize._batch import BatchEncoding
-from xf_tokenize.errors import ChatTemplateError, PaddingError, TruncationError
+from xf_tokenize._batch import BatchEncoding, to_list
+from xf_tokenize._chat import ChatTemplateMixin
+from xf_tokenize._loading import hub_options, read_pretrained, read_tokenizer_file
+from xf_tokenize._saving import save_tokenizer
+from xf_tokenize._special import SpecialTokens, SpecialTokensMixin, Token
+from xf_tokenize._strategies import (
+    VERY_LARGE_INTEGER,
+    Padding,
+    Strategies,
+    Truncation,
+    pad_examples,
+    padding_settings,
+    resolve_strategies,
+    truncation_settings,
+)
+from xf_tokenize.errors import TruncationError
 
 if TYPE_CHECKING:
     from xf_tokenize._batch import TensorType
 
-__all__ = [
-    "SPECIAL_TOKENS_ATTRIBUTES",
-    "VERY_LARGE_INTEGER",
-    "PreTrainedTokenizerFast",
-]
+__all__ = ["PreTrainedTokenizerFast", "clean_up_tokenization"]
 
 logger = get_logger(__name__)
 
-SPECIAL_TOKENS_ATTRIBUTES = (
-    "bos_token",
-    "eos_token",
-    "unk_token",
-    "sep_token",
-    "pad_token",
-    "cls_token",
-    "mask_token",
-)
-VERY_LARGE_INTEGER = int(1e30)  # "no limit", as transformers writes it
-_LARGE_INTEGER = int(1e20)
-_PADDING = ("longest", "max_length", "do_not_pad")
-_TRUNCATION = ("longest_first", "only_first", "only_second", "do_not_truncate")
 _DEFAULT_INPUT_NAMES = ("input_ids", "attention_mask")
-
-Padding = bool | Literal["longest", "max_length", "do_not_pad"]
-Truncation = bool | Literal["longest_first", "only_first", "only_second", "do_not_truncate"] | None
-Token = str | AddedToken
-
-
-def _special_token(value: Any, *, key: str) -> Token | None:
-    """A special token from a config value: a string, an ``AddedToken`` or its serialized dict."""
-    if value is None or isinstance(value, (str, AddedToken)):
-        return value
-    if isinstance(value, Mapping) and "content" in value:
-        fields = {k: v for k, v in value.items() if k in ("single_word", "lstrip", "rstrip", "normalized")}
-        return AddedToken(value["content"], special=True, **fields)
-    raise TypeError(f"special token {key} must be a string or an AddedToken, got {type(value).__name__}")
 
 
 def _is_batched(text: Any, is_split_into_words: bool) -> bool:
@@ -80,24 +65,7 @@ def _check_text(text: Any, name: str) -> None:
         )
 
 
-def _token_property(key: str) -> property:
-    return property(
-        lambda self: self._get_special(key),
-        lambda self, value: self._set_special(key, value),
-        doc=f"The {key.replace('_', ' ')} as a string (None when unset); assigning adds it to the vocabulary.",
-    )
-
-
-def _id_property(key: str) -> property:
-    def set_id(self: PreTrainedTokenizerFast, index: int | None) -> None:
-        self._set_special(key, None if index is None else self._tokenizer.id_to_token(index))
-
-    return property(
-        lambda self: self._get_special_id(key), set_id, doc=f"The id of the {key.replace('_', ' ')}."
-    )
-
-
-class PreTrainedTokenizerFast:
+class PreTrainedTokenizerFast(SpecialTokensMixin, ChatTemplateMixin):
     """A tokenizer with the transformers API; ``backend_tokenizer`` is the Rust ``tokenizers.Tokenizer``.
 
     Build one with :meth:`from_pretrained` (or ``AutoTokenizer.from_pretrained``), or directly from a
@@ -137,23 +105,19 @@ class PreTrainedTokenizerFast:
         if (tokenizer_object is None) == (tokenizer_file is None):
             raise TypeError("pass exactly one of tokenizer_object (a tokenizers.Tokenizer) or tokenizer_file")
         if tokenizer_object is None:
-            from xf_tokenize._loading import read_tokenizer_file
-
             tokenizer_object = read_tokenizer_file(Path(tokenizer_file))  # type: ignore[arg-type]
         self._tokenizer = tokenizer_object
-        self._special_tokens_map: dict[str, Token | None] = {}
-        for key, value in zip(
-            SPECIAL_TOKENS_ATTRIBUTES,
-            (bos_token, eos_token, unk_token, sep_token, pad_token, cls_token, mask_token),
-        ):
-            self._special_tokens_map[key] = _special_token(value, key=key)
-        for key, value in (model_specific_special_tokens or {}).items():
-            if not key.endswith("_token") or key in ("extra_special_tokens", "additional_special_tokens"):
-                raise ValueError(f"model-specific special token names end with '_token', got {key!r}")
-            self._special_tokens_map[key] = _special_token(value, key=key)
-        self._extra_special_tokens: list[Token] = [
-            _special_token(t, key="extra_special_tokens") for t in (extra_special_tokens or [])
-        ]
+        self._special = SpecialTokens(
+            bos_token=bos_token,
+            eos_token=eos_token,
+            unk_token=unk_token,
+            sep_token=sep_token,
+            pad_token=pad_token,
+            cls_token=cls_token,
+            mask_token=mask_token,
+            extra=list(extra_special_tokens or []),
+            model_specific=dict(model_specific_special_tokens or {}),
+        )
         self.model_max_length = VERY_LARGE_INTEGER if model_max_length is None else int(model_max_length)
         for name, side in (("padding_side", padding_side), ("truncation_side", truncation_side)):
             if side not in ("left", "right"):
@@ -181,176 +145,10 @@ class PreTrainedTokenizerFast:
         if add_bos_token is not None or add_eos_token is not None:
             self.update_post_processor()
 
-    # --- special tokens ------------------------------------------------------------------------------------
-    def _register_special_tokens(self) -> None:
-        """Make every special token an added special token of the backend (as transformers does)."""
-        known = {str(t) for t in self._tokenizer.get_added_tokens_decoder().values()}
-        missing: list[AddedToken] = []
-        for token in [*self._special_tokens_map.values(), *self._extra_special_tokens]:
-            if token is None or str(token) in known:
-                continue
-            if isinstance(token, str):
-                token = AddedToken(token, special=True, normalized=False)
-            missing.append(token)
-            known.add(str(token))
-        if missing:
-            self._tokenizer.add_special_tokens(missing)
-
-    def _get_special(self, key: str) -> str | None:
-        value = self._special_tokens_map.get(key)
-        return None if value is None else str(value)
-
-    def _set_special(self, key: str, value: Token | None) -> None:
-        self._special_tokens_map[key] = _special_token(value, key=key)
-        if value is not None:
-            self._register_special_tokens()
-
-    def _get_special_id(self, key: str) -> int | None:
-        token = self._get_special(key)
-        return None if token is None else self.convert_tokens_to_ids(token)
-
-    bos_token = _token_property("bos_token")
-    eos_token = _token_property("eos_token")
-    unk_token = _token_property("unk_token")
-    sep_token = _token_property("sep_token")
-    pad_token = _token_property("pad_token")
-    cls_token = _token_property("cls_token")
-    mask_token = _token_property("mask_token")
-    bos_token_id = _id_property("bos_token")
-    eos_token_id = _id_property("eos_token")
-    unk_token_id = _id_property("unk_token")
-    sep_token_id = _id_property("sep_token")
-    pad_token_id = _id_property("pad_token")
-    cls_token_id = _id_property("cls_token")
-    mask_token_id = _id_property("mask_token")
-
-    def __getattr__(self, name: str) -> Any:
-        # Model-specific named tokens (``image_token`` and ``image_token_id``), read from tokenizer_config.json.
-        named = self.__dict__.get("_special_tokens_map", {})
-        key = name.removesuffix("_id")
-        if key not in SPECIAL_TOKENS_ATTRIBUTES and key in named:
-            return self._get_special_id(key) if name.endswith("_id") else self._get_special(key)
-        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
-
+    # --- special tokens (the rest of their attributes come from SpecialTokensMixin) ------------------------
     @property
     def pad_token_type_id(self) -> int:
         return self._pad_token_type_id
-
-    @property
-    def extra_special_tokens(self) -> list[str]:
-        return [str(t) for t in self._extra_special_tokens]
-
-    @property
-    def additional_special_tokens(self) -> list[str]:
-        """The older name of :attr:`extra_special_tokens`."""
-        return self.extra_special_tokens
-
-    @property
-    def extra_special_tokens_ids(self) -> list[int]:
-        return self.convert_tokens_to_ids(self.extra_special_tokens)
-
-    @property
-    def special_tokens_map(self) -> dict[str, str]:
-        """The named special tokens that are set, as strings."""
-        return {k: str(v) for k, v in self._special_tokens_map.items() if v is not None}
-
-    @property
-    def all_special_tokens(self) -> list[str]:
-        seen: dict[str, None] = {}
-        for token in [*self._special_tokens_map.values(), *self._extra_special_tokens]:
-            if token is not None:
-                seen.setdefault(str(token))
-        return list(seen)
-
-    @property
-    def all_special_ids(self) -> list[int]:
-        return self.convert_tokens_to_ids(self.all_special_tokens)
-
-    def add_tokens(self, new_tokens: Token | Sequence[Token], *, special_tokens: bool = False) -> int:
-        """Add tokens to the vocabulary (as whole-token matches); returns how many were new."""
-        if not new_tokens:
-            return 0
-        tokens = [new_tokens] if isinstance(new_tokens, (str, AddedToken)) else list(new_tokens)
-        if special_tokens:
-            return self._tokenizer.add_special_tokens(tokens)
-        return self._tokenizer.add_tokens(tokens)
-
-    def add_special_tokens(
-        self,
-        special_tokens_dict: Mapping[str, Token | Sequence[Token]],
-        *,
-        replace_extra_special_tokens: bool = True,
-    ) -> int:
-        """Set named special tokens (``{"pad_token": "[PAD]"}``) and ``extra_special_tokens``; add them."""
-        to_add: list[AddedToken] = []
-        for key, value in special_tokens_dict.items():
-            if key == "additional_special_tokens":
-                key = "extra_special_tokens"
-            if key == "extra_special_tokens":
-                if isinstance(value, (str, AddedToken)) or not all(
-                    isinstance(t, (str, AddedToken)) for t in value
-                ):
-                    raise ValueError(
-                        f"extra_special_tokens must be a list of str or AddedToken, got {value!r}"
-                    )
-                new = [
-                    AddedToken(t, special=True, normalized=False) if isinstance(t, str) else t
-                    for t in value
-                    if replace_extra_special_tokens or str(t) not in self.extra_special_tokens
-                ]
-                if replace_extra_special_tokens and new:
-                    self._extra_special_tokens = list(new)
-                else:
-                    self._extra_special_tokens.extend(new)
-                to_add.extend(new)
-            elif key in SPECIAL_TOKENS_ATTRIBUTES:
-                if not isinstance(value, (str, AddedToken)):
-                    raise ValueError(f"{key} must be a str or an AddedToken, got {value!r}")
-                token = AddedToken(value, special=True, normalized=False) if isinstance(value, str) else value
-                self._special_tokens_map[key] = token
-                to_add.append(token)
-            else:
-                raise ValueError(
-                    f"{key!r} is not a special token name; use one of {', '.join(SPECIAL_TOKENS_ATTRIBUTES)} "
-                    "or extra_special_tokens"
-                )
-        return self.add_tokens(to_add, special_tokens=True)
-
-    @property
-    def add_bos_token(self) -> bool:
-        return self._add_bos_token
-
-    @add_bos_token.setter
-    def add_bos_token(self, value: bool) -> None:
-        self._add_bos_token = bool(value)
-        self.update_post_processor()
-
-    @property
-    def add_eos_token(self) -> bool:
-        return self._add_eos_token
-
-    @add_eos_token.setter
-    def add_eos_token(self, value: bool) -> None:
-        self._add_eos_token = bool(value)
-        self.update_post_processor()
-
-    def update_post_processor(self) -> None:
-        """Rebuild the post-processor from ``add_bos_token``/``add_eos_token`` (Llama-style templates)."""
-        from tokenizers import processors
-
-        bos, eos = self.bos_token, self.eos_token
-        add_bos = self._add_bos_token and bos is not None
-        add_eos = self._add_eos_token and eos is not None
-        single = f"{bos + ':0 ' if add_bos else ''}$A:0{' ' + eos + ':0' if add_eos else ''}"
-        pair = f"{single}{' ' + bos + ':1' if add_bos else ''} $B:1{' ' + eos + ':1' if add_eos else ''}"
-        special = []
-        if add_bos:
-            special.append((bos, self.bos_token_id))
-        if add_eos:
-            special.append((eos, self.eos_token_id))
-        self._tokenizer.post_processor = processors.TemplateProcessing(
-            single=single, pair=pair, special_tokens=special
-        )
 
     # --- vocabulary ----------------------------------------------------------------------------------------
     @property
@@ -395,7 +193,7 @@ class PreTrainedTokenizerFast:
         if isinstance(tokens, str):
             index = self._tokenizer.token_to_id(tokens)
             if index is None:
-                unk = self._get_special("unk_token")
+                unk = self._special.get("unk_token")
                 return None if unk is None else self._tokenizer.token_to_id(unk)
             return index
         return [self.convert_tokens_to_ids(t) for t in tokens]
@@ -423,137 +221,62 @@ class PreTrainedTokenizerFast:
         return self.model_max_length - self.num_special_tokens_to_add(pair=True)
 
     # --- encoding ------------------------------------------------------------------------------------------
-    def _strategies(
+    def _resolve(
         self,
         padding: Padding | str,
         truncation: Truncation | str,
         max_length: int | None,
         pad_to_multiple_of: int | None,
-    ) -> tuple[str, str, int | None]:
-        if max_length is not None and (
-            isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 0
-        ):
-            raise TruncationError(f"max_length must be a non-negative int or None, got {max_length!r}")
-        if pad_to_multiple_of is not None and (
-            isinstance(pad_to_multiple_of, bool)
-            or not isinstance(pad_to_multiple_of, int)
-            or pad_to_multiple_of < 1
-        ):
-            raise PaddingError(
-                f"pad_to_multiple_of must be a positive int or None, got {pad_to_multiple_of!r}"
-            )
-        # transformers: max_length alone switches truncation on.
-        if max_length is not None and padding is False and truncation is None:
-            truncation = "longest_first"
-        if padding is True:
-            pad = "longest"
-        elif padding is False or padding is None:
-            pad = "do_not_pad"
-        else:
-            pad = str(getattr(padding, "value", padding))
-            if pad not in _PADDING:
-                raise PaddingError(
-                    f"padding={padding!r} is not a padding strategy; use True/'longest', 'max_length' or "
-                    "False/'do_not_pad'."
-                )
-        if truncation is True:
-            trunc = "longest_first"
-        elif truncation is False or truncation is None:
-            trunc = "do_not_truncate"
-        else:
-            trunc = str(getattr(truncation, "value", truncation))
-            if trunc not in _TRUNCATION:
-                raise TruncationError(
-                    f"truncation={truncation!r} is not a truncation strategy; use True/'longest_first', "
-                    "'only_first', 'only_second' or False/'do_not_truncate'."
-                )
-        if max_length is None:
-            unlimited = self.model_max_length > _LARGE_INTEGER
-            if pad == "max_length":
-                if unlimited:
-                    pad = "do_not_pad"
-                else:
-                    max_length = self.model_max_length
-            if trunc != "do_not_truncate":
-                if unlimited:
-                    trunc = "do_not_truncate"
-                else:
-                    max_length = self.model_max_length
-        if pad != "do_not_pad" and self.pad_token_id is None:
-            raise PaddingError(
-                "padding was asked for but this tokenizer has no pad_token; set one, e.g. "
-                "`tokenizer.pad_token = tokenizer.eos_token`, or add one with "
-                "`tokenizer.add_special_tokens({'pad_token': '[PAD]'})`."
-            )
-        if (
-            trunc != "do_not_truncate"
-            and pad != "do_not_pad"
-            and pad_to_multiple_of is not None
-            and max_length is not None
-            and max_length % pad_to_multiple_of
-        ):
-            raise PaddingError(
-                f"truncating to max_length={max_length} and padding to a multiple of {pad_to_multiple_of} "
-                "cannot both hold; pick a max_length that is a multiple of pad_to_multiple_of."
-            )
-        return pad, trunc, max_length
+    ) -> Strategies:
+        return resolve_strategies(
+            padding,
+            truncation,
+            max_length,
+            pad_to_multiple_of,
+            model_max_length=self.model_max_length,
+            has_pad_token=self.pad_token_id is not None,
+        )
 
     def _configure_backend(
         self,
-        pad: str,
-        trunc: str,
-        max_length: int | None,
+        strategies: Strategies,
+        *,
         stride: int,
         pad_to_multiple_of: int | None,
         padding_side: str | None,
         pair: bool,
     ) -> None:
+        """Switch the backend's truncation and padding to what this call needs (left as is when unchanged)."""
         backend = self._tokenizer
-        if trunc == "do_not_truncate":
+        truncating = strategies.truncation != "do_not_truncate"
+        truncation = truncation_settings(
+            strategies,
+            stride=stride,
+            direction=self.truncation_side,
+            num_special_tokens=backend.num_special_tokens_to_add(pair) if truncating else 0,
+            pair=pair,
+        )
+        if truncation is None:
             if backend.truncation is not None:
                 backend.no_truncation()
-        else:
-            assert max_length is not None
-            specials = backend.num_special_tokens_to_add(pair)
-            if max_length < specials:
-                raise TruncationError(
-                    f"max_length={max_length} cannot hold the {specials} special tokens this tokenizer adds to "
-                    f"a {'pair' if pair else 'single sequence'}; pass max_length >= {specials}, or "
-                    "add_special_tokens=False."
-                )
-            if stride and stride >= max_length - specials:
-                raise TruncationError(
-                    f"stride={stride} must be smaller than max_length={max_length} minus the {specials} special "
-                    f"tokens ({max_length - specials}); pass a smaller stride or a larger max_length."
-                )
-            target = {
-                "max_length": max_length,
-                "stride": stride,
-                "strategy": trunc,
-                "direction": self.truncation_side,
-            }
-            if backend.truncation != target:
-                try:
-                    backend.enable_truncation(**target)
-                except Exception as e:
-                    raise TruncationError(f"cannot truncate with {target}: {e}") from e
-        if pad == "do_not_pad":
+        elif backend.truncation != truncation:
+            try:
+                backend.enable_truncation(**truncation)
+            except Exception as e:
+                raise TruncationError(f"cannot truncate with {truncation}: {e}") from e
+        padding = padding_settings(
+            strategies,
+            pad_to_multiple_of=pad_to_multiple_of,
+            direction=padding_side if padding_side is not None else self.padding_side,
+            pad_id=self.pad_token_id,
+            pad_token=self.pad_token,
+            pad_type_id=self._pad_token_type_id,
+        )
+        if padding is None:
             if backend.padding is not None:
                 backend.no_padding()
-        else:
-            side = padding_side if padding_side is not None else self.padding_side
-            if side not in ("left", "right"):
-                raise PaddingError(f"padding_side must be 'left' or 'right', got {side!r}")
-            target = {
-                "length": max_length if pad == "max_length" else None,
-                "pad_to_multiple_of": pad_to_multiple_of,
-                "pad_id": self.pad_token_id,
-                "pad_token": self.pad_token,
-                "pad_type_id": self._pad_token_type_id,
-                "direction": side,
-            }
-            if backend.padding != target:
-                backend.enable_padding(**target)
+        elif backend.padding != padding:
+            backend.enable_padding(**padding)
 
     def __call__(
         self,
@@ -584,7 +307,8 @@ class PreTrainedTokenizerFast:
         _check_text(text, "text")
         if text_pair is not None:
             _check_text(text_pair, "text_pair")
-        pad, trunc, max_length = self._strategies(padding, truncation, max_length, pad_to_multiple_of)
+        strategies = self._resolve(padding, truncation, max_length, pad_to_multiple_of)
+        max_length, trunc = strategies.max_length, strategies.truncation
         batched = _is_batched(text, is_split_into_words)
         if batched:
             if isinstance(text_pair, str):
@@ -598,7 +322,13 @@ class PreTrainedTokenizerFast:
         else:
             inputs = [(text, text_pair)] if text_pair else [text]
             has_pair = bool(text_pair)
-        self._configure_backend(pad, trunc, max_length, stride, pad_to_multiple_of, padding_side, has_pair)
+        self._configure_backend(
+            strategies,
+            stride=stride,
+            pad_to_multiple_of=pad_to_multiple_of,
+            padding_side=padding_side,
+            pair=has_pair,
+        )
         split = self.split_special_tokens if split_special_tokens is None else split_special_tokens
         if self._tokenizer.encode_special_tokens != split:
             self._tokenizer.encode_special_tokens = split
@@ -614,15 +344,18 @@ class PreTrainedTokenizerFast:
                     "truncation strategy."
                 ) from e
             raise
-        out = self._to_batch_encoding(
-            encodings,
-            return_token_type_ids=return_token_type_ids,
-            return_attention_mask=return_attention_mask,
-            return_overflowing_tokens=return_overflowing_tokens,
-            return_special_tokens_mask=return_special_tokens_mask,
-            return_offsets_mapping=return_offsets_mapping,
-            return_length=return_length,
-        )
+        wanted = {
+            "token_type_ids": return_token_type_ids,
+            "attention_mask": return_attention_mask,
+            "special_tokens_mask": return_special_tokens_mask,
+            "offset_mapping": return_offsets_mapping,
+            "length": return_length,
+        }
+        for key in ("token_type_ids", "attention_mask"):
+            if wanted[key] is None:
+                wanted[key] = key in self.model_input_names
+        keys = [key for key, on in wanted.items() if on]
+        out = BatchEncoding.from_encodings(encodings, keys=keys, overflowing=return_overflowing_tokens)
         if max_length is None and verbose and trunc == "do_not_truncate" and not self._warned_long:
             longest = max((len(ids) for ids in out["input_ids"]), default=0)
             if longest > self.model_max_length:
@@ -638,41 +371,6 @@ class PreTrainedTokenizerFast:
             data = {k: v[0] if v and isinstance(v[0], list) else v for k, v in out.items()}
             return BatchEncoding(data, out.encodings)
         return out.convert_to_tensors(return_tensors)
-
-    def _to_batch_encoding(
-        self,
-        encodings: list[Any],
-        *,
-        return_token_type_ids: bool | None,
-        return_attention_mask: bool | None,
-        return_overflowing_tokens: bool,
-        return_special_tokens_mask: bool,
-        return_offsets_mapping: bool,
-        return_length: bool,
-    ) -> BatchEncoding:
-        if return_token_type_ids is None:
-            return_token_type_ids = "token_type_ids" in self.model_input_names
-        if return_attention_mask is None:
-            return_attention_mask = "attention_mask" in self.model_input_names
-        if return_overflowing_tokens:
-            rows = [e for enc in encodings for e in (enc, *enc.overflowing)]
-            sample_map = [i for i, enc in enumerate(encodings) for _ in range(1 + len(enc.overflowing))]
-        else:
-            rows = encodings
-        data: dict[str, Any] = {"input_ids": [e.ids for e in rows]}
-        if return_token_type_ids:
-            data["token_type_ids"] = [e.type_ids for e in rows]
-        if return_attention_mask:
-            data["attention_mask"] = [e.attention_mask for e in rows]
-        if return_special_tokens_mask:
-            data["special_tokens_mask"] = [e.special_tokens_mask for e in rows]
-        if return_offsets_mapping:
-            data["offset_mapping"] = [e.offsets for e in rows]
-        if return_length:
-            data["length"] = [len(e.ids) for e in rows]
-        if return_overflowing_tokens:
-            data["overflow_to_sample_mapping"] = sample_map
-        return BatchEncoding(data, rows)
 
     def encode(
         self,
@@ -728,7 +426,7 @@ class PreTrainedTokenizerFast:
                 list(encoded_inputs) if isinstance(encoded_inputs, Mapping) else type(encoded_inputs).__name__
             )
             raise ValueError(f"pad() needs inputs with a {main!r} key; got {keys}")
-        data = {key: _to_list(value) for key, value in encoded_inputs.items()}
+        data = {key: to_list(value) for key, value in encoded_inputs.items()}
         if not data[main]:  # nothing to pad (transformers returns such input as it is)
             if return_attention_mask:
                 data["attention_mask"] = []
@@ -737,60 +435,22 @@ class PreTrainedTokenizerFast:
             first = encoded_inputs[main]
             kind = type(first[0] if isinstance(first, (list, tuple)) and first else first).__module__
             return_tensors = "pt" if kind.startswith("torch") else "np" if kind.startswith("numpy") else None
-        pad, _, max_length = self._strategies(padding, None, max_length, pad_to_multiple_of)
+        pad, _, max_length = self._resolve(padding, None, max_length, pad_to_multiple_of)
         side = padding_side if padding_side is not None else self.padding_side
         if return_attention_mask is None:
             return_attention_mask = "attention_mask" in self.model_input_names
-        rows = data[main]
-        if not rows or not isinstance(rows[0], list):  # one example
-            data = self._pad_one(data, pad, max_length, pad_to_multiple_of, side, return_attention_mask)
-            return BatchEncoding(data, tensor_type=return_tensors)
-        if pad == "longest":
-            max_length, pad = max(len(r) for r in rows), "max_length"
-        out: dict[str, list[Any]] = {}
-        for i in range(len(rows)):
-            one = self._pad_one(
-                {k: v[i] for k, v in data.items()},
-                pad,
-                max_length,
-                pad_to_multiple_of,
-                side,
-                return_attention_mask,
-            )
-            for key, value in one.items():
-                out.setdefault(key, []).append(value)
-        return BatchEncoding(out, tensor_type=return_tensors)
-
-    def _pad_one(
-        self,
-        example: dict[str, Any],
-        pad: str,
-        max_length: int | None,
-        multiple: int | None,
-        side: str,
-        return_attention_mask: bool,
-    ) -> dict[str, Any]:
-        ids = example[self.model_input_names[0]]
-        if pad == "longest":
-            max_length = len(ids)
-        if max_length is not None and multiple is not None and max_length % multiple:
-            max_length = (max_length // multiple + 1) * multiple
-        if return_attention_mask and "attention_mask" not in example:
-            example["attention_mask"] = [1] * len(ids)
-        if pad == "do_not_pad" or max_length is None or len(ids) >= max_length:
-            return example
-        n = max_length - len(ids)
-        fill = {
-            self.model_input_names[0]: self.pad_token_id,
-            "attention_mask": 0,
-            "token_type_ids": self._pad_token_type_id,
-            "special_tokens_mask": 1,
-        }
-        for key, value in fill.items():
-            if key in example:
-                row = example[key]
-                example[key] = row + [value] * n if side == "right" else [value] * n + row
-        return example
+        fill = {main: self.pad_token_id, "attention_mask": 0, "token_type_ids": self._pad_token_type_id}
+        data = pad_examples(
+            data,
+            main_key=main,
+            strategy=pad,
+            max_length=max_length,
+            pad_to_multiple_of=pad_to_multiple_of,
+            side=side,
+            fill={**fill, "special_tokens_mask": 1},
+            return_attention_mask=return_attention_mask,
+        )
+        return BatchEncoding(data, tensor_type=return_tensors)
 
     # --- decoding ------------------------------------------------------------------------------------------
     def decode(
@@ -801,7 +461,7 @@ class PreTrainedTokenizerFast:
         clean_up_tokenization_spaces: bool | None = None,
     ) -> Any:
         """Text of ``token_ids`` (an int, a list, an array or tensor); a list of lists gives a list of texts."""
-        ids = _to_list(token_ids)
+        ids = to_list(token_ids)
         if isinstance(ids, int):
             ids = [ids]
         if ids and isinstance(ids[0], list):
@@ -821,7 +481,7 @@ class PreTrainedTokenizerFast:
         clean_up_tokenization_spaces: bool | None = None,
     ) -> list[str]:
         """Texts of a batch of id sequences."""
-        rows = [r if isinstance(r, list) else [r] for r in _to_list(sequences)]
+        rows = [r if isinstance(r, list) else [r] for r in to_list(sequences)]
         texts = self._tokenizer.decode_batch(rows, skip_special_tokens=skip_special_tokens)
         return [self._clean_up(t, clean_up_tokenization_spaces) for t in texts]
 
@@ -840,82 +500,6 @@ class PreTrainedTokenizerFast:
             return text
         return clean_up_tokenization(text)
 
-    # --- chat templates ------------------------------------------------------------------------------------
-    def get_chat_template(self, chat_template: str | None = None, *, tools: list[Any] | None = None) -> str:
-        from xf_tokenize._chat import select_template
-
-        return select_template(self.chat_template, chat_template, tools=tools)
-
-    def apply_chat_template(
-        self,
-        conversation: Any,
-        *,
-        tools: list[Any] | None = None,
-        documents: list[dict[str, Any]] | None = None,
-        chat_template: str | None = None,
-        add_generation_prompt: bool = False,
-        continue_final_message: bool | str = False,
-        tokenize: bool = True,
-        padding: Padding | str = False,
-        truncation: Truncation | str = False,
-        max_length: int | None = None,
-        return_tensors: TensorType | str | None = None,
-        return_dict: bool = True,
-        return_assistant_tokens_mask: bool = False,
-        **kwargs: Any,
-    ) -> Any:
-        """Render ``conversation`` (a list of messages, or a batch of them) with the chat template.
-
-        ``tokenize=False`` gives the text; otherwise a :class:`BatchEncoding` (``return_dict=True``) or the ids.
-        ``return_assistant_tokens_mask`` adds ``assistant_masks``: 1 on tokens the template wraps in
-        ``{% generation %}``. Extra keyword arguments are passed to the template.
-        """
-        from xf_tokenize._chat import render
-
-        if return_assistant_tokens_mask and not (tokenize and return_dict):
-            raise ChatTemplateError(
-                "return_assistant_tokens_mask=True needs tokenize=True and return_dict=True"
-            )
-        if return_assistant_tokens_mask and continue_final_message:
-            raise ChatTemplateError(
-                "continue_final_message cannot be combined with return_assistant_tokens_mask"
-            )
-
-        template = self.get_chat_template(chat_template, tools=tools)
-        batched = (
-            isinstance(conversation, (list, tuple))
-            and len(conversation) > 0
-            and (isinstance(conversation[0], (list, tuple)) or hasattr(conversation[0], "messages"))
-        )
-        conversations = list(conversation) if batched else [conversation]
-        rendered, spans = render(
-            template,
-            conversations,
-            tools=tools,
-            documents=documents,
-            add_generation_prompt=add_generation_prompt,
-            continue_final_message=continue_final_message,
-            variables={**self.special_tokens_map, **kwargs},
-        )
-        text: Any = rendered if batched else rendered[0]
-        if not tokenize:
-            return text
-        out = self(
-            text,
-            add_special_tokens=False,
-            padding=padding,
-            truncation=truncation,
-            max_length=max_length,
-            return_tensors=None if return_assistant_tokens_mask else return_tensors,
-        )
-        if return_assistant_tokens_mask:
-            masks = [_spans_to_mask(enc.offsets, row_spans) for enc, row_spans in zip(out.encodings, spans)]
-            out["assistant_masks"] = masks if batched else masks[0]
-            out.convert_to_tensors(
-                return_tensors, prepend_batch_axis=not batched and return_tensors is not None
-            )
-        return out if return_dict else out["input_ids"]
-
     # --- files ---------------------------------------------------------------------------------------------
     @classmethod
     def from_pretrained(
@@ -925,73 +509,55 @@ class PreTrainedTokenizerFast:
         revision: str | None = None,
         subfolder: str | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
-        local_files_only: bool = False,
+        local_files_only: bool | None = None,
         token: str | bool | None = None,
+        hub: HubOptions | None = None,
         **overrides: Any,
     ) -> PreTrainedTokenizerFast:
-        """Load a tokenizer from a directory or Hub repo (see ``AutoTokenizer.from_pretrained``)."""
-        from xf_tokenize._loading import load_tokenizer
+        """Load a tokenizer from a directory or Hub repo (see ``AutoTokenizer.from_pretrained``).
 
-        return load_tokenizer(
-            path_or_repo_id,
+        The Hub keywords given (not None) override the same fields of ``hub``; the options are built once
+        and every file is read with them. Other keywords override ``tokenizer_config.json`` keys.
+        """
+        hub = hub_options(
+            hub,
             revision=revision,
             subfolder=subfolder,
             cache_dir=cache_dir,
             local_files_only=local_files_only,
             token=token,
-            overrides=overrides,
-            cls=cls,
         )
+        found = read_pretrained(path_or_repo_id, hub=hub, overrides=overrides)
+        tokenizer = cls(found.backend, **found.kwargs)
+        post = found.post_processor(tokenizer._special, tokenizer.convert_tokens_to_ids)
+        if post is not None:
+            tokenizer._tokenizer.post_processor = post
+        return tokenizer
 
     def save_pretrained(self, save_directory: str | os.PathLike[str]) -> tuple[str, ...]:
         """Write ``tokenizer.json``, ``tokenizer_config.json`` and ``chat_template.jinja`` (when set).
 
         The directory loads back identically with xf and with transformers.
         """
-        directory = Path(save_directory)
-        if directory.is_file():
-            raise FileExistsError(f"{directory} is a file; pass a directory to save the tokenizer in")
-        directory.mkdir(parents=True, exist_ok=True)
-        written = []
-        tokenizer_file = directory / "tokenizer.json"
-        backend = Tokenizer.from_str(self._tokenizer.to_str())  # a copy, without per-call padding/truncation
-        backend.no_truncation()
-        backend.no_padding()
-        backend.save(str(tokenizer_file))
-        written.append(str(tokenizer_file))
-        config = dict(self.init_kwargs)
-        for key, value in self._special_tokens_map.items():
-            if value is not None:
-                config[key] = str(value)
-            else:
-                config.pop(key, None)
-        config["extra_special_tokens"] = self.extra_special_tokens
-        config.pop("additional_special_tokens", None)
-        config["added_tokens_decoder"] = {
-            str(i): {**t.__getstate__()} for i, t in self.added_tokens_decoder.items()
+        settings = {
+            "model_max_length": self.model_max_length,
+            "padding_side": self.padding_side,
+            "truncation_side": self.truncation_side,
+            "model_input_names": self.model_input_names,
+            "clean_up_tokenization_spaces": self.clean_up_tokenization_spaces,
+            "split_special_tokens": self.split_special_tokens,
+            "add_bos_token": self._add_bos_token,
+            "add_eos_token": self._add_eos_token,
+            "tokenizer_class": self.tokenizer_class or "TokenizersBackend",
         }
-        config["model_max_length"] = self.model_max_length
-        config["padding_side"] = self.padding_side
-        config["truncation_side"] = self.truncation_side
-        config["model_input_names"] = self.model_input_names
-        config["clean_up_tokenization_spaces"] = self.clean_up_tokenization_spaces
-        config["split_special_tokens"] = self.split_special_tokens
-        config["add_bos_token"] = self._add_bos_token
-        config["add_eos_token"] = self._add_eos_token
-        config["tokenizer_class"] = self.tokenizer_class or "TokenizersBackend"
-        config.pop("chat_template", None)
-        if isinstance(self.chat_template, str):
-            path = directory / "chat_template.jinja"
-            path.write_text(self.chat_template, encoding="utf-8")
-            written.append(str(path))
-        elif isinstance(self.chat_template, dict):
-            config["chat_template"] = [{"name": k, "template": v} for k, v in self.chat_template.items()]
-        config_file = directory / "tokenizer_config.json"
-        config_file.write_text(
-            json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n", "utf-8"
+        return save_tokenizer(
+            save_directory,
+            backend=self._tokenizer,
+            special=self._special,
+            settings=settings,
+            init_kwargs=self.init_kwargs,
+            chat_template=self.chat_template,
         )
-        written.insert(0, str(config_file))
-        return tuple(written)
 
     def __repr__(self) -> str:
         return (
@@ -1001,42 +567,16 @@ class PreTrainedTokenizerFast:
         )
 
 
+# (before, after): the spaces WordPiece decoding leaves before punctuation and English contractions, in order.
+_CLEAN_UP = [
+    *((f" {p}", p) for p in (".", "?", "!", ",")),
+    (" ' ", "'"),
+    *((f" {c}", c) for c in ("n't", "'m", "'s", "'ve", "'re")),
+]
+
+
 def clean_up_tokenization(text: str) -> str:
     """Remove the spaces WordPiece decoding leaves before punctuation and English contractions."""
-    for before, after in (
-        (" .", "."),
-        (" ?", "?"),
-        (" !", "!"),
-        (" ,", ","),
-        (" ' ", "'"),
-        (" n't", "n't"),
-        (" 'm", "'m"),
-        (" 's", "'s"),
-        (" 've", "'ve"),
-        (" 're", "'re"),
-    ):
+    for before, after in _CLEAN_UP:
         text = text.replace(before, after)
     return text
-
-
-def _spans_to_mask(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]]) -> list[int]:
-    """1 for each token whose characters overlap one of ``spans`` (sorted, disjoint), else 0."""
-    mask = [0] * len(offsets)
-    k = 0
-    for i, (start, end) in enumerate(offsets):
-        while k < len(spans) and start >= spans[k][1]:
-            k += 1
-        if k == len(spans):
-            break
-        if end > spans[k][0]:
-            mask[i] = 1
-    return mask
-
-
-def _to_list(value: Any) -> Any:
-    """Plain Python lists/ints from numpy arrays, torch tensors, or nested lists of them."""
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, (list, tuple)):
-        return [_to_list(v) for v in value]
-    return value
