@@ -37,16 +37,24 @@ def options(root: Path = ROOT) -> list[str]:
     return argv
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, root: Path = ROOT) -> int:
     names = (argv if argv is not None else sys.argv[1:]) or sorted(
-        p.parent.name for p in ROOT.glob("packages/*/pyproject.toml")
+        p.parent.name for p in root.glob("packages/*/pyproject.toml")
     )
     failed = []
     for name in names:
-        member = ROOT / "packages" / name
-        command = ["deptry", str(member / "src"), "--config", str(member / "pyproject.toml"), *options()]
+        member = root / "packages" / name
+        command = [
+            sys.executable,
+            "-m",
+            "deptry",
+            str(member / "src"),
+            "--config",
+            str(member / "pyproject.toml"),
+            *options(root),
+        ]
         print(f"deptry {name}", flush=True)
-        if subprocess.run(command, cwd=ROOT).returncode != 0:
+        if subprocess.run(command, cwd=root).returncode != 0:
             failed.append(name)
     if failed:
         print(f"undeclared or unused dependencies in: {', '.join(failed)} (see above)")
