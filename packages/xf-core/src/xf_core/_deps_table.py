@@ -11,6 +11,7 @@ DEPS: dict[str, str] = {
     "jinja2": ">=3.1",
     "numpy": ">=1.26",
     "packaging": ">=23",
+    "pillow": ">=10",
     "pytest": ">=8.3",
     "pyyaml": ">=6",
     "safetensors": ">=0.4.3",
