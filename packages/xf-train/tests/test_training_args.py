@@ -97,3 +97,15 @@ def test_argument_parser_fills_training_arguments(tmp_path):
         parser.parse_args_into_dataclasses(["--lr_scheduler_type", "exponential"])
     (from_dict,) = parser.parse_dict({"max_steps": 5, "eval_strategy": "steps"})
     assert from_dict.eval_steps == from_dict.logging_steps == 500
+
+
+def test_only_output_dir_is_positional():
+    # transformers' TrainingArguments("out") keeps working; every other field is keyword-only.
+    assert TrainingArguments("out").output_dir == "out"
+    with pytest.raises(TypeError, match="positional"):
+        TrainingArguments("out", 16)  # type: ignore[misc]
+    assert "_" not in {f.name for f in dataclasses.fields(TrainingArguments)}
+    args, *_ = ArgumentParser(TrainingArguments).parse_args_into_dataclasses(
+        ["--output_dir", "o", "--per_device_train_batch_size", "2"]
+    )
+    assert (args.output_dir, args.per_device_train_batch_size) == ("o", 2)

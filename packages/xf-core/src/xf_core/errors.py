@@ -65,12 +65,12 @@ class MissingDependencyError(XfError, ImportError):
 
     def __init__(self, package: str, *, purpose: str | None = None, install: str | None = None) -> None:
         self.package = package
-        self.install = install or f"pip install {package}"
+        self.install: str = install or f"pip install {package}"
         needed = f" for {purpose}" if purpose else ""
         super().__init__(
             f"{package} is required{needed} but is not installed; install it with `{self.install}`."
         )
-        self.name = package
+        self.name: str | None = package
 
 
 class XfDependencyVersionError(XfError, ImportError):

@@ -16,8 +16,9 @@ import random
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any, TypeVar
 
 from xf_core.constants import run_slow
 from xf_core.lazy import is_available
@@ -54,21 +55,24 @@ def _has_gpu() -> bool:
     return torch.cuda.is_available()
 
 
-def slow(func):
+_Test = TypeVar("_Test", bound=Callable[..., Any])
+
+
+def slow(func: _Test) -> _Test:
     """Mark a test slow: skipped unless ``XF_RUN_SLOW=1``."""
     pytest = _pytest()
     func = pytest.mark.slow(func)
     return pytest.mark.skipif(not run_slow(), reason="slow test; set XF_RUN_SLOW=1 to run")(func)
 
 
-def requires_torch(func):
+def requires_torch(func: _Test) -> _Test:
     """Skip the test when torch is not installed."""
     pytest = _pytest()
     func = pytest.mark.requires_torch(func)
     return pytest.mark.skipif(not is_available("torch"), reason="needs torch")(func)
 
 
-def requires_gpu(func):
+def requires_gpu(func: _Test) -> _Test:
     """Skip the test when no CUDA device is visible."""
     pytest = _pytest()
     func = pytest.mark.requires_gpu(func)

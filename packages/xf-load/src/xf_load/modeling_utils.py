@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
 import torch
 from torch import nn
@@ -281,7 +281,7 @@ class PreTrainedModel(nn.Module):
         device_mesh: Any = None,
         hub: HubOptions | None = None,
         **config_overrides: Any,
-    ) -> Any:
+    ) -> Self:
         """Load a model: config, then weights straight from safetensors into ``dtype`` on ``device_map``.
 
         ``dtype="auto"`` (the default, as in transformers v5) uses ``config.dtype``, else the checkpoint's

@@ -3,6 +3,9 @@
 ``import xf_pipeline`` is cheap: torch, the tokenizer and the model code load when first used.
 """
 
+from collections.abc import Callable
+from typing import Any
+
 from xf_core.lazy import lazy_exports
 from xf_pipeline._registry import ALIASES, TASKS
 from xf_pipeline.errors import (
@@ -34,6 +37,8 @@ __all__ = [
     "pipeline",
 ]
 
+__getattr__: Callable[[str], Any]
+__dir__: Callable[[], list[str]]
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {

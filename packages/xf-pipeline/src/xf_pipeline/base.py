@@ -148,7 +148,7 @@ class Pipeline:
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
-        self.device = resolve_device(device, model)
+        self.device: torch.device = resolve_device(device, model)
         if device is not None and getattr(model, "hf_device_map", None) is None:
             self.model.to(self.device)
         self.model.eval()

@@ -14,7 +14,7 @@ class UnknownTaskError(XfValueError):
 
     def __init__(self, task: str, valid: Iterable[str]) -> None:
         self.task = task
-        self.valid = sorted(valid)
+        self.valid: list[str] = sorted(valid)
         super().__init__(f"unknown task {task!r}; pass one of: {', '.join(self.valid)}.")
 
 

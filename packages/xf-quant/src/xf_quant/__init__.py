@@ -5,6 +5,9 @@ xf-load's ``from_pretrained(..., quantization_config=...)`` finds through the ``
 point. ``import xf_quant`` is cheap: torch and bitsandbytes load on first use.
 """
 
+from collections.abc import Callable
+from typing import Any
+
 from xf_core.lazy import lazy_exports
 
 __version__ = "0.1.0"
@@ -25,4 +28,6 @@ _EXPORTS = {
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
 
+__getattr__: Callable[[str], Any]
+__dir__: Callable[[], list[str]]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -29,8 +29,8 @@ class BitsAndBytesVersionError(XfDependencyVersionError, MissingDependencyError)
         XfDependencyVersionError.__init__(
             self, "bitsandbytes", installed, required, purpose="4-bit and 8-bit quantization"
         )
-        self.install = f"pip install -U 'bitsandbytes{required}'"
-        self.name = "bitsandbytes"
+        self.install: str = f"pip install -U 'bitsandbytes{required}'"
+        self.name: str | None = "bitsandbytes"
 
 
 class DeviceMapError(XfValueError):

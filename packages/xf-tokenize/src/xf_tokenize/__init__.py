@@ -4,6 +4,9 @@
 files. Submodules load on first use, so ``import xf_tokenize`` stays cheap.
 """
 
+from collections.abc import Callable
+from typing import Any
+
 from xf_core.lazy import lazy_exports
 
 __version__ = "0.1.0"
@@ -18,6 +21,8 @@ __all__ = [
     "__version__",
 ]
 
+__getattr__: Callable[[str], Any]
+__dir__: Callable[[], list[str]]
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {

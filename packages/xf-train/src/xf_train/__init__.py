@@ -3,6 +3,9 @@
 ``import xf_train`` is cheap: the public names load their modules (and torch) on first use.
 """
 
+from collections.abc import Callable
+from typing import Any
+
 from xf_core.lazy import lazy_exports
 
 __version__ = "0.2.0"
@@ -21,6 +24,8 @@ _EXPORTS = {
     "TrainerState": "xf_train._trainer",
 }
 
+__getattr__: Callable[[str], Any]
+__dir__: Callable[[], list[str]]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

@@ -11,7 +11,7 @@ import dataclasses
 import difflib
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Literal
 
 from xf_train.errors import TrainingArgumentsError
@@ -33,6 +33,8 @@ class TrainingArguments:
     output_dir: str | None = field(
         default=None, metadata=_help("Checkpoints go here (default: trainer_output).")
     )
+    # Only output_dir may be positional, as in transformers' TrainingArguments("out"); the rest by keyword.
+    _: KW_ONLY
     per_device_train_batch_size: int = 8
     per_device_eval_batch_size: int = 8
     gradient_accumulation_steps: int = field(default=1, metadata=_help("Micro-batches per optimizer step."))
