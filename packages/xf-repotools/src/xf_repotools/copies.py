@@ -10,14 +10,16 @@ call for the whole repository) before deciding. ``--fix`` rewrites the copy from
 from __future__ import annotations
 
 import ast
+import io
 import re
 import textwrap
+import tokenize
 from dataclasses import dataclass
 
 from xf_repotools._core import Problem, Repo, register
 from xf_repotools._formatting import format_snippets, reindent
 
-__all__ = ["CopyBlock", "find_blocks", "parse_replacements"]
+__all__ = ["CopyBlock", "apply_replacements", "find_blocks", "parse_replacements"]
 
 _MARK = "# Copied from "
 _COPIED = re.compile(r"^(?P<indent>[ \t]*)# Copied from (?P<target>[\w.]+)(?:\s+with\s+(?P<with>.*?))?\s*$")
@@ -51,6 +53,15 @@ def parse_replacements(spec: str | None) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+def apply_replacements(code: str, replacements: tuple[tuple[str, str], ...]) -> str:
+    """All replacements at once (longest match first), so ``Bert->Roberta, bert->roberta`` does not cascade."""
+    table = dict(replacements)
+    if not table:
+        return code
+    pattern = re.compile("|".join(re.escape(k) for k in sorted(table, key=len, reverse=True)))
+    return pattern.sub(lambda m: table[m.group(0)], code)
+
+
 def _block_end(lines: list[str], start: int) -> int:
     """One past the last line of the def/class (and its decorators) starting at ``start``."""
     first = start
@@ -71,13 +82,23 @@ def _block_end(lines: list[str], start: int) -> int:
     return last
 
 
+def _comment_lines(text: str) -> set[int]:
+    """0-based indexes of lines holding a real ``# Copied from`` comment (not text inside a string)."""
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return set()
+    return {t.start[0] - 1 for t in tokens if t.type == tokenize.COMMENT and t.string.startswith(_MARK)}
+
+
 def find_blocks(text: str) -> list[CopyBlock]:
     if _MARK not in text:
         return []
     lines = text.splitlines(keepends=True)
+    comments = _comment_lines(text)
     blocks = []
     for i, line in enumerate(lines):
-        match = _COPIED.match(line.rstrip("\n"))
+        match = _COPIED.match(line.rstrip("\n")) if i in comments else None
         if match is None or i + 1 >= len(lines):
             continue
         nxt = lines[i + 1].lstrip()
@@ -144,8 +165,7 @@ def _expected(repo: Repo, modules: dict[str, str], block: CopyBlock) -> tuple[st
     code = _source_code(repo, rel, names)
     if code is None:
         return None, f"copied from {block.target}, but {rel} has no {'.'.join(names)}"
-    for old, new in block.replacements:
-        code = code.replace(old, new)
+    code = apply_replacements(code, block.replacements)
     if not code.endswith("\n"):
         code += "\n"
     return reindent(code, block.indent), None

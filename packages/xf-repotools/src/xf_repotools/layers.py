@@ -74,7 +74,7 @@ def check(repo: Repo) -> list[Problem]:
     members = {}
     for path in sorted(repo.root.glob("packages/*/pyproject.toml")):
         data = tomllib.loads(path.read_text())
-        members[data["project"]["name"]] = path
+        members[data["project"]["name"].lower().replace("_", "-")] = path
     problems = []
     for name, path in members.items():
         rel = path.relative_to(repo.root).as_posix()
