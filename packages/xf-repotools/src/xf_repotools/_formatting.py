@@ -28,10 +28,11 @@ def reindent(code: str, indent: str) -> str:
     return "".join(indent + line if line.strip() else line for line in code.splitlines(keepends=True))
 
 
-def format_snippets(snippets: list[str], *, root: Path) -> list[str]:
+def format_snippets(snippets: list[str], *, root: Path, sort_imports: bool = False) -> list[str]:
     """Each snippet (any indentation) formatted with the root's ruff settings, indentation kept.
 
-    A snippet ruff cannot parse is returned unchanged.
+    A snippet ruff cannot parse is returned unchanged. ``sort_imports`` also sorts the import block and drops
+    unused imports first (``ruff check --select I,F401 --fix``), for whole generated files.
     """
     if not snippets:
         return []
@@ -51,6 +52,18 @@ def format_snippets(snippets: list[str], *, root: Path) -> list[str]:
         if config is not None and (config.name != "pyproject.toml" or "[tool.ruff" in config.read_text()):
             cmd += ["--config", str(config)]
         try:
+            if sort_imports:
+                lint = [
+                    cmd[0],
+                    "check",
+                    "--quiet",
+                    "--no-cache",
+                    "--select",
+                    "I,F401",
+                    "--fix",
+                    "--exit-zero",
+                ]
+                subprocess.run([*lint, *cmd[4:], *map(str, paths)], capture_output=True, check=False)
             subprocess.run([*cmd, *map(str, paths)], capture_output=True, text=True, check=False)
         except FileNotFoundError as e:
             raise RepoToolsError(

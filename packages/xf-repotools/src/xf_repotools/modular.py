@@ -205,7 +205,7 @@ def convert(repo: Repo, modular: str) -> str:
             for name in _defined_name(stmt):
                 defs.setdefault(name, (rel, stmt))
 
-    own = [s for s in module.body if not _is_import(s)]
+    own = [s for i, s in enumerate(module.body) if not _is_import(s) and not (i == 0 and _is_docstring(s))]
     pairs, merged = [], {}
     for stmt in own:
         if isinstance(stmt, cst.ClassDef):
@@ -262,8 +262,6 @@ def convert(repo: Repo, modular: str) -> str:
     rest = [i for i in imports if "__future__" not in i]
     doc = module.body[0] if module.body and _is_docstring(module.body[0]) else None
     head = module.code_for_node(doc).strip() + "\n\n" if doc is not None else ""
-    if doc is not None:
-        pieces = [p for p in pieces if p.strip() != module.code_for_node(doc).strip()]
     code = (
         BANNER.format(source=modular.rsplit("/", 1)[-1])
         + head
@@ -272,7 +270,7 @@ def convert(repo: Repo, modular: str) -> str:
         + "\n\n"
         + "\n\n".join(p.strip("\n") + "\n" for p in pieces)
     )
-    return format_snippets([code], root=repo.root)[0]
+    return format_snippets([code], root=repo.root, sort_imports=True)[0]
 
 
 def _is_docstring(stmt: cst.CSTNode) -> bool:
@@ -332,7 +330,7 @@ def fix(repo: Repo) -> list[str]:
 
 def convert_command(root: Path, file: Path, *, check: bool) -> int:
     repo = Repo.open(root)
-    path = file if file.is_absolute() else Path.cwd() / file
+    path = file if file.is_absolute() or (Path.cwd() / file).exists() else repo.root / file
     try:
         rel = path.resolve().relative_to(repo.root).as_posix()
     except ValueError as e:

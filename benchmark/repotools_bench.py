@@ -1,0 +1,214 @@
+"""xf-repotools: the full check on this repository and on a synthetic 500-module repository, cold and cached;
+and the tests-fetcher's precision/recall on this repository's history.
+
+    uv run python benchmark/repotools_bench.py                 # timings (goal: copies on 500 modules < 5 s
+                                                               #          cold, < 0.5 s cached)
+    uv run python benchmark/repotools_bench.py --fetcher 60    # precision/recall over the last 60 commits
+
+Timings are medians of ``--rounds`` runs, each in a fresh process (``harness.fresh_process``); "cold" uses an
+empty cache, "cached" a cache filled by one earlier run on unchanged files.
+
+Precision/recall: the reference is what running the tests loads. Each test file is collected by pytest in a
+fresh process (``--collect-only``: module-level imports, conftests, lazy exports touched at import) and the
+repository files in ``sys.modules`` afterwards are its dependencies. For each commit, the test files whose
+dependencies (or themselves) include a changed Python file are the ones that could change outcome; the
+fetcher's selection for the same changed files (graph at HEAD) is compared with them. Commits that trigger a
+run-all rule are counted apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from harness import fresh_process
+
+ROOT = Path(__file__).resolve().parents[1]
+
+_PLUGIN = """
+import json, os, sys
+def pytest_collection_finish(session):
+    root = os.environ["XF_TRUTH_ROOT"]
+    files = sorted({os.path.relpath(m.__file__, root) for m in list(sys.modules.values())
+                    if getattr(m, "__file__", None) and os.path.abspath(m.__file__).startswith(root + os.sep)
+                    and ".venv" not in m.__file__})
+    with open(os.environ["XF_TRUTH_OUT"], "w") as f:
+        json.dump(files, f)
+"""
+
+
+def synthetic_repo(root: Path, modules: int = 500) -> Path:
+    """``modules`` modules in one package: a base module and copies of its functions (half of them)."""
+    pkg = root / "pkg"
+    pkg.mkdir(parents=True, exist_ok=True)
+    (pkg / "__init__.py").write_text("")
+    funcs = "".join(
+        f"def compute_{i}(x, scale=1.0):\n    # Base scales value {i}\n    y = x * scale + {i}\n"
+        f"    return [v for v in range(int(y))]\n\n\n"
+        for i in range(20)
+    )
+    (pkg / "base.py").write_text(funcs)
+    for m in range(modules - 2):
+        i = m % 20
+        body = f"import math\n\n\nCONST_{m} = {m}\n\n\n"
+        if m % 2 == 0:
+            body += (
+                f"# Copied from pkg.base.compute_{i} with Base->Mod{m}\n"
+                f"def compute_{i}(x, scale=1.0):\n    # Mod{m} scales value {i}\n    y = x * scale + {i}\n"
+                f"    return [v for v in range(int(y))]\n\n\n"
+            )
+        body += f"class Thing{m}:\n    def run(self):\n        return math.sqrt(CONST_{m})\n"
+        (pkg / f"mod_{m}.py").write_text(body)
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    return root
+
+
+def _timed_check(root: str, names: list[str] | None, cache: str) -> float:
+    import io
+
+    os.environ["XF_REPOTOOLS_CACHE"] = cache
+    from xf_repotools.check import run_checks
+
+    start = time.perf_counter()
+    run_checks(Path(root), names, keep_going=True, stream=io.StringIO())
+    return time.perf_counter() - start
+
+
+def _cold_and_cached(root: Path, names: list[str] | None, rounds: int) -> tuple[float, float]:
+    cold, cached = [], []
+    for _ in range(rounds):
+        cache = tempfile.mkdtemp(prefix="xf-repotools-bench-")
+        cold.append(fresh_process(_timed_check, str(root), names, cache))
+        cached.append(fresh_process(_timed_check, str(root), names, cache))
+        shutil.rmtree(cache, ignore_errors=True)
+    return statistics.median(cold), statistics.median(cached)
+
+
+def timings(rounds: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        synth = synthetic_repo(Path(tmp))
+        rows = [
+            ("copies, synthetic 500 modules", synth, ["copies"]),
+            ("full check, synthetic 500 modules", synth, None),
+            ("copies, this repository", ROOT, ["copies"]),
+            ("full check, this repository", ROOT, None),
+        ]
+        print(f"{'what':38} {'cold s':>8} {'cached s':>9}")
+        for label, root, names in rows:
+            cold, cached = _cold_and_cached(root, names, rounds)
+            print(f"{label:38} {cold:8.3f} {cached:9.3f}")
+
+
+def _truth(tests: list[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "xf_truth_plugin.py").write_text(_PLUGIN)
+        for i, test in enumerate(tests):
+            result = Path(tmp) / f"{i}.json"
+            env = {
+                **os.environ,
+                "PYTHONPATH": tmp,
+                "XF_TRUTH_ROOT": str(ROOT),
+                "XF_TRUTH_OUT": str(result),
+                "HF_HUB_OFFLINE": "1",
+            }
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pytest",
+                    "-q",
+                    "--collect-only",
+                    "-p",
+                    "no:cacheprovider",
+                    "-p",
+                    "xf_truth_plugin",
+                    test,
+                ],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                timeout=600,
+            )
+            out[test] = json.loads(result.read_text()) if result.exists() else []
+            print(f"  collected {i + 1}/{len(tests)} {test}: {len(out[test])} files", file=sys.stderr)
+    return out
+
+
+def fetcher_precision_recall(commits: int, truth_file: Path | None) -> None:
+    from xf_repotools._core import Repo
+    from xf_repotools.tests_fetcher import is_test_file, select
+
+    repo = Repo.open(ROOT, use_cache=False)
+    tests = [f for f in repo.python_files() if is_test_file(f)]
+    if truth_file is not None and truth_file.exists():
+        truth = json.loads(truth_file.read_text())
+    else:
+        truth = _truth(tests)
+        if truth_file is not None:
+            truth_file.write_text(json.dumps(truth, indent=1))
+    revs = subprocess.run(
+        ["git", "rev-list", "--first-parent", f"--max-count={commits}", "HEAD"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    python = set(repo.python_files())
+    tp = fp = fn = 0
+    run_all = skipped = 0
+    for rev in revs:
+        changed = subprocess.run(
+            ["git", "diff-tree", "--no-commit-id", "--name-only", "-r", "--no-renames", f"{rev}^", rev],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.split()
+        selection = select(repo, changed)
+        if selection.run_all:
+            run_all += 1
+            continue
+        delta = {f for f in changed if f in python}
+        if not delta:
+            skipped += 1
+            continue
+        true = {t for t in tests if t in delta or delta & set(truth.get(t, []))}
+        chosen = set(selection.tests)
+        tp += len(true & chosen)
+        fp += len(chosen - true)
+        fn += len(true - chosen)
+    precision = tp / (tp + fp) if tp + fp else 1.0
+    recall = tp / (tp + fn) if tp + fn else 1.0
+    evaluated = len(revs) - run_all - skipped
+    print(f"commits: {len(revs)} (evaluated {evaluated}, run-all {run_all}, no Python change {skipped})")
+    print(f"selected test files: {tp + fp}, reference: {tp + fn}, both: {tp}")
+    print(f"precision {precision:.3f}  recall {recall:.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--fetcher", type=int, metavar="COMMITS", help="measure tests-fetcher precision/recall"
+    )
+    parser.add_argument("--truth", type=Path, help="reuse/store the per-test dependency reference (JSON)")
+    args = parser.parse_args()
+    if args.fetcher:
+        fetcher_precision_recall(args.fetcher, args.truth)
+    else:
+        timings(args.rounds)
+
+
+if __name__ == "__main__":
+    main()
