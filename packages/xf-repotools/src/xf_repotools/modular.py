@@ -282,7 +282,11 @@ def _is_docstring(stmt: cst.CSTNode) -> bool:
 
 
 def _modular_files(repo: Repo) -> list[str]:
-    return [f for f in repo.python_files() if f.rsplit("/", 1)[-1].startswith("modular_")]
+    return [
+        f
+        for f in repo.python_files()
+        if f.rsplit("/", 1)[-1].startswith("modular_") and "/models/" in f"/{f}"
+    ]
 
 
 def _stale(repo: Repo) -> list[tuple[str, str, str]]:

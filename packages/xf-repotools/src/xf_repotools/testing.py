@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import textwrap
 from pathlib import Path
@@ -18,8 +19,11 @@ def write_files(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
-def git(root: Path, *args: str) -> str:
-    """Run ``git args`` in ``root`` with a fixed identity; return stdout."""
+def git(root: Path, *args: str, date: str | None = None) -> str:
+    """Run ``git args`` in ``root`` with a fixed identity (and commit ``date``, ISO, if given); return stdout."""
     env_args = ["-c", "user.name=xf", "-c", "user.email=xf@example.com", "-c", "commit.gpgsign=false"]
-    out = subprocess.run(["git", *env_args, *args], cwd=root, capture_output=True, text=True, check=True)
+    env = {**os.environ, "GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date} if date else None
+    out = subprocess.run(
+        ["git", *env_args, *args], cwd=root, capture_output=True, text=True, check=True, env=env
+    )
     return out.stdout
