@@ -185,9 +185,14 @@ def _candidates(repo: Repo) -> list[str]:
 
 
 def _sources_digest(repo: Repo, modules: dict[str, str], rel: str) -> str:
+    key = f"{_VERSION}:targets:{repo.digest(rel)}"
+    targets = repo.cache.get(key)
+    if targets is None:
+        targets = [block.target for block in find_blocks(repo.read(rel))]
+        repo.cache.put(key, targets)
     parts = [repo.digest(rel)]
-    for block in find_blocks(repo.read(rel)):
-        located = _locate(repo, modules, block.target)
+    for target in targets:
+        located = _locate(repo, modules, target)
         parts.append(repo.digest(located[0]) if located else "-")
     return ":".join(parts)
 
