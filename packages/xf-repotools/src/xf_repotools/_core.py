@@ -154,6 +154,7 @@ class Repo:
     _text: dict[str, str] = field(default_factory=dict)
     _digest: dict[str, str] = field(default_factory=dict)
     _config: dict[str, Any] | None = None
+    _modules: dict[str, str] | None = None
 
     @classmethod
     def open(cls, root: Path, *, use_cache: bool = True) -> Repo:
@@ -209,6 +210,8 @@ class Repo:
         tmp.replace(path)
         self._text[rel] = text
         self._digest.pop(rel, None)
+        if self._files is not None and rel not in self._files:
+            self._files, self._modules = None, None  # a new file: list again
 
     def digest(self, rel: str) -> str:
         if rel not in self._digest:
@@ -237,12 +240,15 @@ class Repo:
 
     def modules(self) -> dict[str, str]:
         """Dotted module name -> file, for every Python file (packages resolved through ``__init__.py``)."""
+        if self._modules is not None:
+            return self._modules
         files = set(self.python_files())
         table: dict[str, str] = {}
         for rel in sorted(files):
             name = module_name(rel, files)
             if name and name not in table:
                 table[name] = rel
+        self._modules = table
         return table
 
 
