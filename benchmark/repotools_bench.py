@@ -9,7 +9,7 @@ Timings are medians of ``--rounds`` runs, each in a fresh process (``harness.fre
 empty cache, "cached" a cache filled by one earlier run on unchanged files.
 
 Precision/recall: the reference is what running the tests loads. Each test file is collected by pytest in a
-fresh process (``--collect-only``: module-level imports, conftests, lazy exports touched at import) and the
+forked child of a process that imported only third-party packages (``--collect-only``: module-level imports, conftests, lazy exports touched at import) and the
 repository files in ``sys.modules`` afterwards are its dependencies. For each commit, the test files whose
 dependencies (or themselves) include a changed Python file are the ones that could change outcome; the
 fetcher's selection for the same changed files (graph at HEAD) is compared with them. Commits that trigger a
@@ -19,6 +19,7 @@ run-all rule are counted apart.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -33,17 +34,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 from harness import fresh_process
 
 ROOT = Path(__file__).resolve().parents[1]
-
-_PLUGIN = """
-import json, os, sys
-def pytest_collection_finish(session):
-    root = os.environ["XF_TRUTH_ROOT"]
-    files = sorted({os.path.relpath(m.__file__, root) for m in list(sys.modules.values())
-                    if getattr(m, "__file__", None) and os.path.abspath(m.__file__).startswith(root + os.sep)
-                    and ".venv" not in m.__file__})
-    with open(os.environ["XF_TRUTH_OUT"], "w") as f:
-        json.dump(files, f)
-"""
 
 
 def synthetic_repo(root: Path, modules: int = 500) -> Path:
@@ -109,53 +99,59 @@ def timings(rounds: int) -> None:
 
 
 def _truth(tests: list[str]) -> dict[str, list[str]]:
+    """Per test file, the repository files loaded by collecting it. Third-party packages (pytest, torch,
+    transformers, ...) are imported once in this process; each test file is collected in a forked child, and
+    the repository modules new in its ``sys.modules`` afterwards are that file's dependencies."""
+    import importlib
+
+    import pytest
+
+    for heavy in ("numpy", "torch", "safetensors", "tokenizers", "transformers", "jinja2", "huggingface_hub"):
+        with contextlib.suppress(ImportError):
+            importlib.import_module(heavy)
+    loaded = [getattr(m, "__file__", None) or "" for m in list(sys.modules.values())]
+    assert not any(f.startswith(f"{ROOT}/packages/") for f in loaded), "xf was imported before the forks"
     out: dict[str, list[str]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "xf_truth_plugin.py").write_text(_PLUGIN)
         for i, test in enumerate(tests):
             result = Path(tmp) / f"{i}.json"
-            env = {
-                **os.environ,
-                "PYTHONPATH": tmp,
-                "XF_TRUTH_ROOT": str(ROOT),
-                "XF_TRUTH_OUT": str(result),
-                "HF_HUB_OFFLINE": "1",
-            }
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "pytest",
-                    "-q",
-                    "--collect-only",
-                    "-p",
-                    "no:cacheprovider",
-                    "-p",
-                    "xf_truth_plugin",
-                    test,
-                ],
-                cwd=ROOT,
-                env=env,
-                capture_output=True,
-                timeout=600,
-            )
+            pid = os.fork()
+            if pid == 0:  # child: collect, then list the repository files that collection loaded
+                try:
+                    os.environ["HF_HUB_OFFLINE"] = "1"
+                    os.chdir(ROOT)
+                    devnull = os.open(os.devnull, os.O_WRONLY)
+                    os.dup2(devnull, 1)
+                    os.dup2(devnull, 2)
+                    before = set(sys.modules)
+                    pytest.main(["-q", "--collect-only", "-p", "no:cacheprovider", test])
+                    files = set()
+                    for name, module in list(sys.modules.items()):
+                        path = os.path.abspath(getattr(module, "__file__", None) or "/")
+                        if name not in before and path.startswith(f"{ROOT}/") and "/.venv/" not in path:
+                            files.add(os.path.relpath(path, ROOT))
+                    result.write_text(json.dumps(sorted(files)))
+                finally:
+                    os._exit(0)
+            os.waitpid(pid, 0)
             out[test] = json.loads(result.read_text()) if result.exists() else []
             print(f"  collected {i + 1}/{len(tests)} {test}: {len(out[test])} files", file=sys.stderr)
     return out
 
 
 def fetcher_precision_recall(commits: int, truth_file: Path | None) -> None:
-    from xf_repotools._core import Repo
-    from xf_repotools.tests_fetcher import is_test_file, select
-
-    repo = Repo.open(ROOT, use_cache=False)
-    tests = [f for f in repo.python_files() if is_test_file(f)]
+    listed = subprocess.run(["git", "ls-files", "*.py"], cwd=ROOT, capture_output=True, text=True, check=True)
+    tests = [f for f in listed.stdout.split() if f.rsplit("/", 1)[-1].startswith("test_")]
     if truth_file is not None and truth_file.exists():
         truth = json.loads(truth_file.read_text())
     else:
-        truth = _truth(tests)
+        truth = _truth(tests)  # before xf is imported here: each fork must load it itself
         if truth_file is not None:
             truth_file.write_text(json.dumps(truth, indent=1))
+    from xf_repotools._core import Repo
+    from xf_repotools.tests_fetcher import select
+
+    repo = Repo.open(ROOT, use_cache=False)
     revs = subprocess.run(
         ["git", "rev-list", "--first-parent", f"--max-count={commits}", "HEAD"],
         cwd=ROOT,
