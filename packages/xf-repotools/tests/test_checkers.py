@@ -338,3 +338,17 @@ def test_keep_going_runs_every_checker(tmp_path, capsys):
 
 def test_the_xf_repository_passes_every_checker(capsys):
     assert main(["check", "--root", str(ROOT), "--keep-going", "--no-cache"]) == 0, capsys.readouterr().out
+
+
+def test_a_file_that_does_not_parse_is_reported_not_a_crash(tmp_path, capsys):
+    write_files(
+        tmp_path,
+        {
+            "pkg/__init__.py": "",
+            "pkg/bad.py": 'def f(:\n    """Do.\n\n    Args:\n    x: y\n    """\n# Copied from pkg.x.y\n',
+        },
+    )
+    assert main(["check", "copies", "docstrings", "--root", str(tmp_path), "--keep-going"]) == 1
+    out = capsys.readouterr().out
+    assert out.count("pkg/bad.py:1: cannot parse (") == 2
+    assert "(fix: edit by hand, then xf-repotools check docstrings)" in out

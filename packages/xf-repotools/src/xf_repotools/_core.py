@@ -11,6 +11,7 @@ whose sources) did not change is not parsed again.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xf_repotools.errors import RepoToolsError
+from xf_repotools.errors import RepoToolsError, SourceSyntaxError
 
 __all__ = ["CHECKERS", "Cache", "Checker", "Problem", "Repo", "git_toplevel", "module_name", "register"]
 
@@ -202,6 +203,13 @@ class Repo:
             except (OSError, UnicodeDecodeError) as e:
                 raise RepoToolsError(f"{rel}: cannot be read as UTF-8 text ({e})") from e
         return self._text[rel]
+
+    def parse(self, rel: str) -> ast.Module:
+        """The AST of ``rel``; a syntax error becomes :class:`SourceSyntaxError` naming the file and line."""
+        try:
+            return ast.parse(self.read(rel), filename=rel)
+        except SyntaxError as e:
+            raise SourceSyntaxError(rel, e.lineno or 1, e.msg) from e
 
     def write(self, rel: str, text: str) -> None:
         path = self.root / rel

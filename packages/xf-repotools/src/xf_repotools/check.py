@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal, TextIO
 
 from xf_repotools._core import CHECKERS, Problem, Repo
-from xf_repotools.errors import UnknownCheckerError
+from xf_repotools.errors import SourceSyntaxError, UnknownCheckerError
 
 __all__ = ["ORDER", "load_checkers", "run_checks"]
 
@@ -62,9 +62,12 @@ def run_checks(
     try:
         for name in names:
             checker = CHECKERS[name]
-            if fix and checker.fix is not None:
-                fixed += checker.fix(repo)
-            found = checker.check(repo)
+            try:
+                if fix and checker.fix is not None:
+                    fixed += checker.fix(repo)
+                found = checker.check(repo)
+            except SourceSyntaxError as e:
+                found = [Problem(e.path, e.line, f"cannot parse ({e.reason}); fix the syntax", name, False)]
             ran.append(name)
             problems += found
             if found and not keep_going:

@@ -60,7 +60,7 @@ def _shared_names(repo: Repo, model_file: str, memo: dict[str, set[str]]) -> set
                 key = f"config-attributes-1:names:{repo.digest(rel)}"
                 cached = repo.cache.get(key)
                 if cached is None:
-                    cached = sorted(used_names(ast.parse(repo.read(rel))))
+                    cached = sorted(used_names(repo.parse(rel)))
                     repo.cache.put(key, cached)
                 names.update(cached)
         memo[package_dir] = names
@@ -76,7 +76,7 @@ def check(repo: Repo) -> list[Problem]:
         text = repo.read(rel)
         if "Config" not in text:
             continue
-        tree = ast.parse(text)
+        tree = repo.parse(rel)
         configs = [
             n
             for n in tree.body

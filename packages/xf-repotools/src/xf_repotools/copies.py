@@ -135,7 +135,7 @@ def _source_code(repo: Repo, rel: str, names: list[str]) -> str | None:
     key = f"{rel}:{repo.digest(rel)}"
     tree = _TREES.get(key)
     if tree is None:
-        tree = _TREES[key] = ast.parse(repo.read(rel))
+        tree = _TREES[key] = repo.parse(rel)
     body: list[ast.stmt] = tree.body
     node: ast.AST | None = None
     for name in names:
@@ -203,6 +203,7 @@ def _analyse(repo: Repo, files: list[str]) -> dict[str, list[tuple[CopyBlock, st
     raw: dict[str, list[tuple[CopyBlock, str | None, str | None, str]]] = {}
     to_format: list[str] = []
     for rel in files:
+        repo.parse(rel)  # a file that does not parse is reported as such, not as a broken copy
         lines = repo.read(rel).splitlines(keepends=True)
         for block in find_blocks(repo.read(rel)):
             expected, error = _expected(repo, modules, block)

@@ -88,7 +88,7 @@ def _findings(repo: Repo, rel: str) -> list[tuple[ast.FunctionDef, bool, ArgsSec
         return []
     lines = text.splitlines(keepends=True)
     found = []
-    for node, is_method in _functions(ast.parse(text)):
+    for node, is_method in _functions(repo.parse(rel)):
         doc = node.body[0] if node.body else None
         if not (
             isinstance(doc, ast.Expr)

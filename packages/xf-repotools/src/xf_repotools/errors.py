@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from xf_core.errors import XfError, XfValueError
 
-__all__ = ["RepoToolsError", "UnknownCheckerError"]
+__all__ = ["RepoToolsError", "SourceSyntaxError", "UnknownCheckerError"]
 
 
 class RepoToolsError(XfError):
@@ -18,3 +18,16 @@ class UnknownCheckerError(XfValueError):
         super().__init__(f"unknown checker {name!r}; choose from: {', '.join(known)}")
         self.name = name
         self.known = known
+
+
+class SourceSyntaxError(RepoToolsError, SyntaxError):
+    """A Python file of the repository does not parse; the checkers cannot judge it until it does."""
+
+    def __init__(self, path: str, line: int, reason: str) -> None:
+        super().__init__(f"{path}:{line}: cannot parse ({reason}); fix the syntax first")
+        self.path = path
+        self.line = line
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return str(self.args[0])

@@ -44,7 +44,7 @@ def _tables(repo: Repo) -> list[tuple[str, ast.Dict, list[tuple[str, str]]]]:
         if repo.cache.get(key) is True:
             continue
         text = repo.read(rel)
-        table = lazy_table(ast.parse(text)) if "lazy_exports" in text else None
+        table = lazy_table(repo.parse(rel)) if "lazy_exports" in text else None
         if table is None or not all(
             isinstance(k, ast.Constant) and isinstance(v, ast.Constant)
             for k, v in zip(table.keys, table.values)

@@ -102,7 +102,7 @@ def _inits(repo: Repo) -> list[str]:
 
 
 def _check_init(repo: Repo, rel: str, package: str, modules: dict[str, str]) -> list[Problem]:
-    tree = ast.parse(repo.read(rel))
+    tree = repo.parse(rel)
     names, node = _all_names(tree)
     lazy = _lazy_mapping(tree)
     line = node.lineno if node else 1
@@ -135,7 +135,7 @@ def _check_init(repo: Repo, rel: str, package: str, modules: dict[str, str]) -> 
                     Problem(rel, line, f"{name!r} points to {target}, which does not exist", fixable=False)
                 )
             continue
-        if name not in top_level_names(ast.parse(repo.read(module)).body):
+        if name not in top_level_names(repo.parse(module).body):
             found.append(
                 Problem(rel, line, f"{name!r} points to {module}, which does not define it", fixable=False)
             )
@@ -155,7 +155,7 @@ def _problems(repo: Repo) -> list[Problem]:
         # the verdict also depends on the modules the table points to
         lazy = repo.cache.get(tree_key + ":targets")
         if lazy is None:
-            lazy = sorted(set(_lazy_mapping(ast.parse(repo.read(rel))).values()))
+            lazy = sorted(set(_lazy_mapping(repo.parse(rel)).values()))
             repo.cache.put(tree_key + ":targets", lazy)
         deps = []
         for target in lazy:
@@ -182,7 +182,7 @@ def fix(repo: Repo) -> list[str]:
     changed = []
     for rel in sorted({p.path for p in _problems(repo) if p.fixable}):
         text = repo.read(rel)
-        tree = ast.parse(text)
+        tree = repo.parse(rel)
         names, node = _all_names(tree)
         if node is None or not isinstance(node.value, ast.List):
             continue
