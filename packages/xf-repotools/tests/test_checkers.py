@@ -352,3 +352,16 @@ def test_a_file_that_does_not_parse_is_reported_not_a_crash(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.count("pkg/bad.py:1: cannot parse (") == 2
     assert "(fix: edit by hand, then xf-repotools check docstrings)" in out
+
+
+def test_root_defaults_to_the_git_top_level(tmp_path, capsys, monkeypatch):
+    from xf_repotools.testing import git
+
+    write_files(
+        tmp_path,
+        {"pkg/__init__.py": "", "pkg/sub/a.py": "# Copied from pkg.nope.Thing\ndef f():\n    pass\n"},
+    )
+    git(tmp_path, "init", "-q")
+    monkeypatch.chdir(tmp_path / "pkg" / "sub")
+    assert main(["check", "copies"]) == 1
+    assert "pkg/sub/a.py:1: copied from pkg.nope.Thing" in capsys.readouterr().out
