@@ -23,12 +23,14 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 from harness import fresh_process
@@ -98,10 +100,49 @@ def timings(rounds: int) -> None:
             print(f"{label:38} {cold:8.3f} {cached:9.3f}")
 
 
-def _truth(tests: list[str]) -> dict[str, list[str]]:
+class _Outcomes:
+    """pytest plugin: counts test outcomes (passed/failed/skipped/error) in a child."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def pytest_runtest_logreport(self, report: Any) -> None:
+        if report.when == "call" or report.outcome != "passed":
+            key = "error" if report.when != "call" and report.outcome == "failed" else report.outcome
+            self.counts[key] = self.counts.get(key, 0) + 1
+
+
+def _child(pytest: Any, test: str, result: Path, *, run: bool, timeout: int) -> None:
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.chdir(ROOT)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    before = set(sys.modules)
+    outcomes = _Outcomes()
+
+    def dump(*_args: object) -> None:
+        files = set()
+        for name, module in list(sys.modules.items()):
+            path = os.path.abspath(getattr(module, "__file__", None) or "/")
+            if name not in before and path.startswith(f"{ROOT}/") and "/.venv/" not in path:
+                files.add(os.path.relpath(path, ROOT))
+        result.write_text(json.dumps({"files": sorted(files), "outcomes": outcomes.counts}))
+        os._exit(0)
+
+    signal.signal(signal.SIGALRM, dump)
+    signal.alarm(timeout)
+    mode = [] if run else ["--collect-only"]
+    pytest.main(["-q", *mode, "-p", "no:cacheprovider", test], plugins=[outcomes])
+    dump()
+
+
+def _truth(tests: list[str], *, run: bool = False, timeout: int = 300) -> dict[str, list[str]]:
     """Per test file, the repository files loaded by collecting it. Third-party packages (pytest, torch,
     transformers, ...) are imported once in this process; each test file is collected in a forked child, and
-    the repository modules new in its ``sys.modules`` afterwards are that file's dependencies."""
+    the repository modules new in its ``sys.modules`` afterwards are that file's dependencies. ``run`` runs
+    the tests instead of only collecting them (imports inside test functions count too), each file stopped
+    after ``timeout`` seconds with what it loaded so far; outcome counts go under the key ``"#outcomes"``."""
     import importlib
 
     import pytest
@@ -112,40 +153,35 @@ def _truth(tests: list[str]) -> dict[str, list[str]]:
     loaded = [getattr(m, "__file__", None) or "" for m in list(sys.modules.values())]
     assert not any(f.startswith(f"{ROOT}/packages/") for f in loaded), "xf was imported before the forks"
     out: dict[str, list[str]] = {}
+    totals: dict[str, int] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for i, test in enumerate(tests):
             result = Path(tmp) / f"{i}.json"
             pid = os.fork()
-            if pid == 0:  # child: collect, then list the repository files that collection loaded
+            if pid == 0:  # child: collect (or run), then list the repository files that loaded
                 try:
-                    os.environ["HF_HUB_OFFLINE"] = "1"
-                    os.chdir(ROOT)
-                    devnull = os.open(os.devnull, os.O_WRONLY)
-                    os.dup2(devnull, 1)
-                    os.dup2(devnull, 2)
-                    before = set(sys.modules)
-                    pytest.main(["-q", "--collect-only", "-p", "no:cacheprovider", test])
-                    files = set()
-                    for name, module in list(sys.modules.items()):
-                        path = os.path.abspath(getattr(module, "__file__", None) or "/")
-                        if name not in before and path.startswith(f"{ROOT}/") and "/.venv/" not in path:
-                            files.add(os.path.relpath(path, ROOT))
-                    result.write_text(json.dumps(sorted(files)))
+                    _child(pytest, test, result, run=run, timeout=timeout)
                 finally:
                     os._exit(0)
             os.waitpid(pid, 0)
-            out[test] = json.loads(result.read_text()) if result.exists() else []
-            print(f"  collected {i + 1}/{len(tests)} {test}: {len(out[test])} files", file=sys.stderr)
+            data = json.loads(result.read_text()) if result.exists() else {"files": [], "outcomes": {}}
+            out[test] = data["files"]
+            for key, n in data["outcomes"].items():
+                totals[key] = totals.get(key, 0) + n
+            print(
+                f"  {i + 1}/{len(tests)} {test}: {len(out[test])} files {data['outcomes']}", file=sys.stderr
+            )
+    out["#outcomes"] = [f"{k}={v}" for k, v in sorted(totals.items())]
     return out
 
 
-def fetcher_precision_recall(commits: int, truth_file: Path | None) -> None:
+def fetcher_precision_recall(commits: int, truth_file: Path | None, *, run: bool) -> None:
     listed = subprocess.run(["git", "ls-files", "*.py"], cwd=ROOT, capture_output=True, text=True, check=True)
     tests = [f for f in listed.stdout.split() if f.rsplit("/", 1)[-1].startswith("test_")]
     if truth_file is not None and truth_file.exists():
         truth = json.loads(truth_file.read_text())
     else:
-        truth = _truth(tests)  # before xf is imported here: each fork must load it itself
+        truth = _truth(tests, run=run)  # before xf is imported here: each fork must load it itself
         if truth_file is not None:
             truth_file.write_text(json.dumps(truth, indent=1))
     from xf_repotools._core import Repo
@@ -188,6 +224,8 @@ def fetcher_precision_recall(commits: int, truth_file: Path | None) -> None:
     print(f"commits: {len(revs)} (evaluated {evaluated}, run-all {run_all}, no Python change {skipped})")
     print(f"selected test files: {tp + fp}, reference: {tp + fn}, both: {tp}")
     print(f"precision {precision:.3f}  recall {recall:.3f}")
+    if "#outcomes" in truth:
+        print("reference run outcomes:", " ".join(truth["#outcomes"]))
 
 
 def main() -> None:
@@ -199,9 +237,12 @@ def main() -> None:
         "--fetcher", type=int, metavar="COMMITS", help="measure tests-fetcher precision/recall"
     )
     parser.add_argument("--truth", type=Path, help="reuse/store the per-test dependency reference (JSON)")
+    parser.add_argument(
+        "--reference", choices=["collect", "run"], default="collect", help="collect the tests, or run them"
+    )
     args = parser.parse_args()
     if args.fetcher:
-        fetcher_precision_recall(args.fetcher, args.truth)
+        fetcher_precision_recall(args.fetcher, args.truth, run=args.reference == "run")
     else:
         timings(args.rounds)
 

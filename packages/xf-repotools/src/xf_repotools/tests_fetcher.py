@@ -73,11 +73,16 @@ def is_test_file(rel: str) -> bool:
 
 
 def _imports(tree: ast.Module, here: str | None, is_package: bool) -> tuple[list[str], list[str]]:
-    """(dotted names this module imports, any depth: ``a.b.c`` for ``from a.b import c``; lazy-table targets)."""
+    """(dotted names this module imports, any depth: ``a.b.c`` for ``from a.b import c``; for a package, its
+    lazy table as ``name=module`` pairs)."""
     names: list[str] = []
     table = lazy_table(tree) if is_package else None
     lazy_nodes = set(map(id, table.values)) if table is not None else set()
     lazy: list[str] = []
+    for key, value in zip(table.keys, table.values) if table is not None else ():
+        if isinstance(key, ast.Constant) and isinstance(value, ast.Constant) and isinstance(value.value, str):
+            target = (here or "") + value.value if value.value.startswith(".") else value.value
+            lazy.append(f"{key.value}={target}")
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names += [a.name for a in node.names]
@@ -92,8 +97,8 @@ def _imports(tree: ast.Module, here: str | None, is_package: bool) -> tuple[list
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
             value = node.value
             if id(node) in lazy_nodes:
-                lazy.append((here or "") + value if value.startswith(".") else value)
-            elif "." in value and value.replace(".", "").replace("_", "").isalnum():
+                continue
+            if "." in value and value.replace(".", "").replace("_", "").isalnum():
                 names.append(value)
     return names, lazy
 
@@ -101,7 +106,8 @@ def _imports(tree: ast.Module, here: str | None, is_package: bool) -> tuple[list
 @dataclass
 class Graph:
     """Per file: the modules it names (``final``), the packages it passes through (``parents``), and for a
-    package ``__init__`` the modules its lazy-export table points to (``lazy``)."""
+    package ``__init__`` the modules its lazy-export table points to (``lazy``). ``from pkg import Name``
+    where ``Name`` is in ``pkg``'s lazy table names the module behind ``Name``, with ``pkg`` passed through."""
 
     final: dict[str, set[str]]
     parents: dict[str, set[str]]
@@ -113,8 +119,9 @@ def import_graph(repo: Repo) -> Graph:
     modules = repo.modules()
     files = set(repo.python_files())
     graph = Graph({}, {}, {}, {})
+    data: dict[str, tuple[list[str], list[str]]] = {}
     for rel in sorted(files):
-        key = f"tests-fetcher-2:{rel}:{repo.digest(rel)}"
+        key = f"tests-fetcher-3:{rel}:{repo.digest(rel)}"
         cached = repo.cache.get(key)
         if cached is None:
             try:
@@ -124,19 +131,35 @@ def import_graph(repo: Repo) -> Graph:
             names, lazy = _imports(tree, module_name(rel, files), rel.endswith("__init__.py"))
             cached = [sorted(set(names)), sorted(set(lazy))]
             repo.cache.put(key, cached)
-        names, lazy = cached
+        data[rel] = (cached[0], cached[1])
+    lazy_names = {
+        rel: {
+            pair.split("=", 1)[0]: modules[pair.split("=", 1)[1]]
+            for pair in lazy
+            if pair.split("=", 1)[1] in modules
+        }
+        for rel, (_names, lazy) in data.items()
+    }
+    for rel, (names, _lazy) in data.items():
         final: set[str] = set()
         parents: set[str] = set()
         for name in names:
             parts = name.split(".")
-            found = [modules.get(".".join(parts[:i])) for i in range(1, len(parts) + 1)]
-            found = [f for f in found if f is not None and f != rel]
-            if found:
-                final.add(found[-1])
-                parents.update(found[:-1])
+            found = [(i, modules.get(".".join(parts[:i]))) for i in range(1, len(parts) + 1)]
+            found = [(i, f) for i, f in found if f is not None and f != rel]
+            if not found:
+                continue
+            depth, last = found[-1]
+            through = lazy_names.get(last, {}).get(parts[depth]) if depth < len(parts) else None
+            if through is not None and through != rel:
+                final.add(through)
+                parents.update(f for _, f in found)
+            else:
+                final.add(last)
+                parents.update(f for _, f in found[:-1])
         graph.final[rel] = final
         graph.parents[rel] = parents - final
-        graph.lazy[rel] = {modules[n] for n in lazy if n in modules}
+        graph.lazy[rel] = set(lazy_names.get(rel, {}).values())
         graph.raw[rel] = set(names)
     return graph
 
