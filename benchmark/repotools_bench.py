@@ -137,7 +137,9 @@ def _child(pytest: Any, test: str, result: Path, *, run: bool, timeout: int) -> 
     dump()
 
 
-def _truth(tests: list[str], *, run: bool = False, timeout: int = 300) -> dict[str, list[str]]:
+def _truth(
+    tests: list[str], *, run: bool = False, timeout: int = 300, store: Path | None = None
+) -> dict[str, list[str]]:
     """Per test file, the repository files loaded by collecting it. Third-party packages (pytest, torch,
     transformers, ...) are imported once in this process; each test file is collected in a forked child, and
     the repository modules new in its ``sys.modules`` afterwards are that file's dependencies. ``run`` runs
@@ -152,10 +154,12 @@ def _truth(tests: list[str], *, run: bool = False, timeout: int = 300) -> dict[s
             importlib.import_module(heavy)
     loaded = [getattr(m, "__file__", None) or "" for m in list(sys.modules.values())]
     assert not any(f.startswith(f"{ROOT}/packages/") for f in loaded), "xf was imported before the forks"
-    out: dict[str, list[str]] = {}
+    out: dict[str, list[str]] = json.loads(store.read_text()) if store is not None and store.exists() else {}
     totals: dict[str, int] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for i, test in enumerate(tests):
+            if test in out:  # resumed
+                continue
             result = Path(tmp) / f"{i}.json"
             pid = os.fork()
             if pid == 0:  # child: collect (or run), then list the repository files that loaded
@@ -168,22 +172,37 @@ def _truth(tests: list[str], *, run: bool = False, timeout: int = 300) -> dict[s
             out[test] = data["files"]
             for key, n in data["outcomes"].items():
                 totals[key] = totals.get(key, 0) + n
+            out[f"#outcomes:{test}"] = [f"{k}={v}" for k, v in data["outcomes"].items()]
+            if store is not None:
+                store.write_text(json.dumps(out, indent=1))
             print(
                 f"  {i + 1}/{len(tests)} {test}: {len(out[test])} files {data['outcomes']}", file=sys.stderr
             )
-    out["#outcomes"] = [f"{k}={v}" for k, v in sorted(totals.items())]
     return out
 
 
-def fetcher_precision_recall(commits: int, truth_file: Path | None, *, run: bool) -> None:
+def fetcher_precision_recall(
+    commits: int,
+    truth_file: Path | None,
+    *,
+    run: bool,
+    shard: str | None = None,
+    fallback: Path | None = None,
+) -> None:
     listed = subprocess.run(["git", "ls-files", "*.py"], cwd=ROOT, capture_output=True, text=True, check=True)
     tests = [f for f in listed.stdout.split() if f.rsplit("/", 1)[-1].startswith("test_")]
-    if truth_file is not None and truth_file.exists():
-        truth = json.loads(truth_file.read_text())
-    else:
-        truth = _truth(tests, run=run)  # before xf is imported here: each fork must load it itself
-        if truth_file is not None:
-            truth_file.write_text(json.dumps(truth, indent=1))
+    if shard is not None:  # "K/N": this process takes every N-th test file from the K-th
+        k, n = map(int, shard.split("/"))
+        tests = tests[k::n]
+    # resumes from truth_file; computed before xf is imported here: each fork must load it itself
+    truth = _truth(tests, run=run, store=truth_file)
+    if shard is not None:
+        return
+    if fallback is not None:  # test files the reference has not reached yet: their collect-only reference
+        extra = json.loads(fallback.read_text())
+        missing = [t for t in extra if not t.startswith("#") and t not in truth]
+        truth.update({t: extra[t] for t in missing})
+        print(f"{len(missing)} test files use the --fallback reference")
     from xf_repotools._core import Repo
     from xf_repotools.tests_fetcher import select
 
@@ -224,8 +243,14 @@ def fetcher_precision_recall(commits: int, truth_file: Path | None, *, run: bool
     print(f"commits: {len(revs)} (evaluated {evaluated}, run-all {run_all}, no Python change {skipped})")
     print(f"selected test files: {tp + fp}, reference: {tp + fn}, both: {tp}")
     print(f"precision {precision:.3f}  recall {recall:.3f}")
-    if "#outcomes" in truth:
-        print("reference run outcomes:", " ".join(truth["#outcomes"]))
+    totals: dict[str, int] = {}
+    for key, values in truth.items():
+        if key.startswith("#outcomes:"):
+            for item in values:
+                name, n = item.split("=")
+                totals[name] = totals.get(name, 0) + int(n)
+    if totals:
+        print("reference run outcomes:", totals)
 
 
 def main() -> None:
@@ -240,9 +265,19 @@ def main() -> None:
     parser.add_argument(
         "--reference", choices=["collect", "run"], default="collect", help="collect the tests, or run them"
     )
+    parser.add_argument(
+        "--shard", help="K/N: only compute (and store) the reference for every N-th test file"
+    )
+    parser.add_argument("--fallback", type=Path, help="reference for the test files --truth lacks")
     args = parser.parse_args()
     if args.fetcher:
-        fetcher_precision_recall(args.fetcher, args.truth, run=args.reference == "run")
+        fetcher_precision_recall(
+            args.fetcher,
+            args.truth,
+            run=args.reference == "run",
+            shard=args.shard,
+            fallback=args.fallback,
+        )
     else:
         timings(args.rounds)
 
