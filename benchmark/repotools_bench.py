@@ -188,6 +188,7 @@ def fetcher_precision_recall(
     run: bool,
     shard: str | None = None,
     fallback: Path | None = None,
+    restrict: bool = False,
 ) -> None:
     listed = subprocess.run(["git", "ls-files", "*.py"], cwd=ROOT, capture_output=True, text=True, check=True)
     tests = [f for f in listed.stdout.split() if f.rsplit("/", 1)[-1].startswith("test_")]
@@ -195,10 +196,15 @@ def fetcher_precision_recall(
         k, n = map(int, shard.split("/"))
         tests = tests[k::n]
     # resumes from truth_file; computed before xf is imported here: each fork must load it itself
-    truth = _truth(tests, run=run, store=truth_file)
+    if (restrict or fallback is not None) and truth_file is not None:
+        truth = json.loads(truth_file.read_text())  # evaluate what is stored; compute nothing
+    else:
+        truth = _truth(tests, run=run, store=truth_file)
     if shard is not None:
         return
-    if fallback is not None:  # test files the reference has not reached yet: their collect-only reference
+    if restrict:  # evaluate on the test files the reference has reached only
+        tests = [t for t in tests if t in truth]
+    elif fallback is not None:  # test files the reference has not reached yet: their collect-only reference
         extra = json.loads(fallback.read_text())
         missing = [t for t in extra if not t.startswith("#") and t not in truth]
         truth.update({t: extra[t] for t in missing})
@@ -233,7 +239,7 @@ def fetcher_precision_recall(
             skipped += 1
             continue
         true = {t for t in tests if t in delta or delta & set(truth.get(t, []))}
-        chosen = set(selection.tests)
+        chosen = set(selection.tests) & set(tests)  # the evaluated test files only
         tp += len(true & chosen)
         fp += len(chosen - true)
         fn += len(true - chosen)
@@ -269,6 +275,7 @@ def main() -> None:
         "--shard", help="K/N: only compute (and store) the reference for every N-th test file"
     )
     parser.add_argument("--fallback", type=Path, help="reference for the test files --truth lacks")
+    parser.add_argument("--restrict", action="store_true", help="evaluate only the test files --truth holds")
     args = parser.parse_args()
     if args.fetcher:
         fetcher_precision_recall(
@@ -277,6 +284,7 @@ def main() -> None:
             run=args.reference == "run",
             shard=args.shard,
             fallback=args.fallback,
+            restrict=args.restrict,
         )
     else:
         timings(args.rounds)
