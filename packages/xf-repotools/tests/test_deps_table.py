@@ -28,7 +28,7 @@ def test_stale_table_fails_with_the_fix_command_and_fix_rewrites_it(tmp_path, ca
     (tmp_path / TABLE_PATH).parent.mkdir(parents=True, exist_ok=True)
     (tmp_path / TABLE_PATH).write_text("DEPS = {}\n")
     assert main(["deps-table", "--root", str(tmp_path)]) == 1
-    assert "xf-repotools deps-table --fix" in capsys.readouterr().out
+    assert "(fix: xf-repotools check deps-table --fix)" in capsys.readouterr().out
     assert main(["deps-table", "--root", str(tmp_path), "--fix"]) == 0
     assert (tmp_path / TABLE_PATH).read_text() == (ROOT / TABLE_PATH).read_text()
-    assert main(["all", "--root", str(tmp_path)]) == 0
+    assert main(["deps-table", "--root", str(tmp_path)]) == 0

@@ -43,4 +43,4 @@ def test_dangling_and_missing_names_are_reported_with_file_and_line(tmp_path, ca
     assert any(p.startswith(f"{init}: 'D' points to packages/xf-demo/src/xf_demo/_b.py") for p in found)
     assert len(found) == 3
     assert main(["inits", "--root", str(tmp_path)]) == 1
-    assert "fix the name by hand" in capsys.readouterr().out
+    assert "(fix: edit by hand, then xf-repotools check inits)" in capsys.readouterr().out

@@ -18,12 +18,12 @@ _EXPORTS = {
     "default_skip_modules": "xf_quant._skip",
     "matches_module": "xf_quant._skip",
     "modules_to_not_convert": "xf_quant._skip",
-    "replace_with_bnb_linear": "xf_quant._convert",
-    "quantize_weight": "xf_quant._convert",
-    "load_prequantized_weight": "xf_quant._convert",
     "dequantize_model": "xf_quant._convert",
     "get_memory_footprint": "xf_quant._convert",
     "is_bnb_module": "xf_quant._convert",
+    "load_prequantized_weight": "xf_quant._convert",
+    "quantize_weight": "xf_quant._convert",
+    "replace_with_bnb_linear": "xf_quant._convert",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

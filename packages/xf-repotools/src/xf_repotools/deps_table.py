@@ -1,7 +1,7 @@
-"""Generate xf-core's dependency version table from the members' pyproject files, or check it is current.
+"""``deps-table``: xf-core's dependency version table is generated from the members' pyproject files.
 
-``uv run xf-repotools deps-table`` exits 1 and names the stale file when the table differs from what the
-pyproject files declare; ``--fix`` rewrites it.
+The check fails naming the stale file when the table differs from what the pyproject files declare; ``--fix``
+rewrites it. A repository without the table (any repository but xf) has nothing to check.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ import tomllib
 from pathlib import Path
 
 from packaging.requirements import Requirement
+
+from xf_repotools._core import Problem, Repo, register
 
 __all__ = ["TABLE_PATH", "collect", "render", "run"]
 
@@ -46,19 +48,28 @@ def render(root: Path) -> str:
     return _HEADER + body + "}\n"
 
 
-def run(root: Path, *, fix: bool) -> int:
-    path = root / TABLE_PATH
-    expected = render(root)
+@register("deps-table", "xf-core's dependency table matches packages/*/pyproject.toml", fix=lambda r: fix(r))
+def check(repo: Repo) -> list[Problem]:
+    path = repo.root / TABLE_PATH
+    if not path.exists() and not list(repo.root.glob("packages/xf-core/pyproject.toml")):
+        return []
     current = path.read_text() if path.exists() else ""
-    if current == expected:
-        return 0
-    if fix:
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(expected)
-        tmp.replace(path)
-        print(f"rewrote {TABLE_PATH}")
-        return 0
-    print(
-        f"{TABLE_PATH}:1: out of date with packages/*/pyproject.toml; run `uv run xf-repotools deps-table --fix`"
-    )
-    return 1
+    if current == render(repo.root):
+        return []
+    return [Problem(TABLE_PATH.as_posix(), 1, "out of date with packages/*/pyproject.toml")]
+
+
+def fix(repo: Repo) -> list[str]:
+    if not check(repo):
+        return []
+    path = repo.root / TABLE_PATH
+    path.parent.mkdir(parents=True, exist_ok=True)
+    repo.write(TABLE_PATH.as_posix(), render(repo.root))
+    return [TABLE_PATH.as_posix()]
+
+
+def run(root: Path, *, fix: bool) -> int:
+    """The ``deps-table`` checker alone (kept for ``xf-repotools deps-table``)."""
+    from xf_repotools.check import run_checks
+
+    return run_checks(root, ["deps-table"], fix=fix)

@@ -1,8 +1,10 @@
-"""Check every package ``__init__.py``: each name in ``__all__`` must exist, and lazily exported names must be
-defined by the module that ``lazy_exports`` points them to.
+"""``inits``: in every package ``__init__.py`` (sub-packages too), ``__all__``, the lazy-export table and the
+definitions agree.
 
-A typo in a lazy export only fails when a user touches that name; this check finds it in CI. There is no
-``--fix``: which name is right is a human decision (the message says where); ruff keeps ``__all__`` sorted.
+Each name in ``__all__`` is defined in the init or lazily exported; each lazily exported name is in ``__all__``
+and is defined by the module the table points it to. A typo in a lazy export only fails when a user touches
+that name; this check finds it in CI. ``--fix`` does the mechanical part (adds lazily exported names missing
+from a literal ``__all__``, drops duplicates); a dangling name is a human decision (the message says where).
 """
 
 from __future__ import annotations
@@ -10,12 +12,16 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-__all__ = ["problems", "run"]
+from xf_repotools._core import Problem, Repo, register
+
+__all__ = ["lazy_table", "problems", "run", "top_level_names"]
+
+_VERSION = "inits-2"
 
 
-def _top_level_names(tree: ast.Module) -> set[str]:
+def top_level_names(body: list[ast.stmt]) -> set[str]:
     names: set[str] = set()
-    for node in tree.body:
+    for node in body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             names.add(node.name)
         elif isinstance(node, ast.Import | ast.ImportFrom):
@@ -26,7 +32,10 @@ def _top_level_names(tree: ast.Module) -> set[str]:
         elif isinstance(node, ast.AnnAssign | ast.AugAssign) and isinstance(node.target, ast.Name):
             names.add(node.target.id)
         elif isinstance(node, ast.If | ast.Try):
-            names |= _top_level_names(ast.Module(body=node.body, type_ignores=[]))
+            names |= top_level_names(node.body)
+            for handler in getattr(node, "handlers", []):
+                names |= top_level_names(handler.body)
+            names |= top_level_names(node.orelse)
     return names
 
 
@@ -40,21 +49,29 @@ def _dict_literals(tree: ast.Module) -> dict[str, ast.Dict]:
     return found
 
 
-def _lazy_mapping(tree: ast.Module) -> dict[str, str]:
+def lazy_table(tree: ast.Module) -> ast.Dict | None:
+    """The dict literal passed to ``lazy_exports(__name__, ...)`` (inline or through a module-level name)."""
     dicts = _dict_literals(tree)
     for node in ast.walk(tree):
         if (
             isinstance(node, ast.Call)
-            and getattr(node.func, "id", None) == "lazy_exports"
+            and getattr(node.func, "id", getattr(node.func, "attr", None)) == "lazy_exports"
             and len(node.args) == 2
         ):
             arg = node.args[1]
-            mapping = arg if isinstance(arg, ast.Dict) else dicts.get(getattr(arg, "id", ""))
-            if mapping is not None:
-                return {
-                    ast.literal_eval(k): ast.literal_eval(v) for k, v in zip(mapping.keys, mapping.values)
-                }
-    return {}
+            return arg if isinstance(arg, ast.Dict) else dicts.get(getattr(arg, "id", ""))
+    return None
+
+
+def _lazy_mapping(tree: ast.Module) -> dict[str, str]:
+    table = lazy_table(tree)
+    if table is None:
+        return {}
+    return {
+        k.value: v.value
+        for k, v in zip(table.keys, table.values)
+        if isinstance(k, ast.Constant) and isinstance(v, ast.Constant)
+    }
 
 
 def _all_names(tree: ast.Module) -> tuple[list[str], ast.Assign | None]:
@@ -71,61 +88,134 @@ def _all_names(tree: ast.Module) -> tuple[list[str], ast.Assign | None]:
                         inner = inner.args[0]
                     source = dicts.get(getattr(inner, "id", ""))
                     if source is not None:
-                        names += [ast.literal_eval(k) for k in source.keys]
+                        names += [k.value for k in source.keys if isinstance(k, ast.Constant)]
             return names, node
     return [], None
 
 
-def _module_file(src: Path, package: str, target: str) -> Path | None:
-    """The file of module ``target`` (absolute, or relative to ``package``) inside ``src``; None if third-party."""
-    if target.startswith("."):
-        target = package + target
-    parts = target.split(".")
-    base = src.joinpath(*parts)
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
+def _package_of(rel: str, modules: dict[str, str]) -> str | None:
+    return next((name for name, path in modules.items() if path == rel), None)
 
 
-def problems(root: Path) -> list[str]:
+def _inits(repo: Repo) -> list[str]:
+    return [f for f in repo.python_files() if f.endswith("__init__.py") and "/tests/" not in f"/{f}"]
+
+
+def _check_init(repo: Repo, rel: str, package: str, modules: dict[str, str]) -> list[Problem]:
+    tree = repo.parse(rel)
+    names, node = _all_names(tree)
+    lazy = _lazy_mapping(tree)
+    line = node.lineno if node else 1
+    top_level = rel.count("/") >= 2 and rel.split("/")[-3] == "src"
+    if node is None:
+        if lazy or top_level:
+            return [Problem(rel, 1, "no __all__; list the public names", fixable=False)]
+        return []
     found = []
-    for init in sorted(root.glob("packages/*/src/*/__init__.py")):
-        src, package = init.parent.parent, init.parent.name
-        rel = init.relative_to(root)
-        tree = ast.parse(init.read_text())
-        names, node = _all_names(tree)
-        line = node.lineno if node else 1
-        if node is None:
-            found.append(f"{rel}:1: no __all__; list the public names")
+    defined = top_level_names(tree.body)
+    for name in names:
+        if name not in defined and name not in lazy:
+            found.append(
+                Problem(
+                    rel,
+                    line,
+                    f"__all__ lists {name!r}, which is neither defined nor lazily exported",
+                    fixable=False,
+                )
+            )
+    top = package.split(".")[0]
+    for name, target in sorted(lazy.items()):
+        if name not in names:
+            found.append(Problem(rel, line, f"{name!r} is lazily exported but missing from __all__"))
+        absolute = package + target if target.startswith(".") else target
+        module = modules.get(absolute)
+        if module is None:
+            if absolute.split(".")[0] == top:
+                found.append(
+                    Problem(rel, line, f"{name!r} points to {target}, which does not exist", fixable=False)
+                )
             continue
-        defined = _top_level_names(tree)
-        lazy = _lazy_mapping(tree)
-        for name in names:
-            if name not in defined and name not in lazy:
-                found.append(
-                    f"{rel}:{line}: __all__ lists {name!r}, which is neither defined nor lazily exported"
-                )
-        for name, target in sorted(lazy.items()):
-            if name not in names:
-                found.append(f"{rel}:{line}: {name!r} is lazily exported but missing from __all__")
-            module = _module_file(src, package, target)
-            if module is None:
-                if target.startswith((".", package)):
-                    found.append(f"{rel}:{line}: {name!r} points to {target}, which does not exist")
-                continue
-            if name not in _top_level_names(ast.parse(module.read_text())):
-                found.append(
-                    f"{rel}:{line}: {name!r} points to {module.relative_to(root)}, which does not define it"
-                )
-        if len(names) != len(set(names)):
-            found.append(f"{rel}:{line}: __all__ lists a name twice")
+        if name not in top_level_names(repo.parse(module).body):
+            found.append(
+                Problem(rel, line, f"{name!r} points to {module}, which does not define it", fixable=False)
+            )
+    if len(names) != len(set(names)):
+        found.append(Problem(rel, line, "__all__ lists a name twice"))
     return found
 
 
+def _problems(repo: Repo) -> list[Problem]:
+    modules = repo.modules()
+    found = []
+    for rel in _inits(repo):
+        package = _package_of(rel, modules)
+        if package is None:
+            continue
+        tree_key = f"{_VERSION}:{rel}:{repo.digest(rel)}"
+        # the verdict also depends on the modules the table points to
+        lazy = repo.cache.get(tree_key + ":targets")
+        if lazy is None:
+            lazy = sorted(set(_lazy_mapping(repo.parse(rel)).values()))
+            repo.cache.put(tree_key + ":targets", lazy)
+        deps = []
+        for target in lazy:
+            absolute = package + target if target.startswith(".") else target
+            deps.append(repo.digest(modules[absolute]) if absolute in modules else "-")
+        key = f"{tree_key}:{':'.join(deps)}"
+        cached = repo.cache.get(key)
+        if cached == []:
+            continue
+        result = _check_init(repo, rel, package, modules)
+        repo.cache.put(key, [p.message for p in result])
+        found += result
+    return found
+
+
+@register(
+    "inits", "__all__, lazy-export tables and definitions agree in every __init__.py", fix=lambda r: fix(r)
+)
+def check(repo: Repo) -> list[Problem]:
+    return _problems(repo)
+
+
+def fix(repo: Repo) -> list[str]:
+    changed = []
+    for rel in sorted({p.path for p in _problems(repo) if p.fixable}):
+        text = repo.read(rel)
+        tree = repo.parse(rel)
+        names, node = _all_names(tree)
+        if node is None or not isinstance(node.value, ast.List):
+            continue
+        lazy = _lazy_mapping(tree)
+        elements, seen = [], set()
+        for element in node.value.elts:
+            if isinstance(element, ast.Constant):
+                if element.value in seen:
+                    continue
+                seen.add(element.value)
+            elements.append(ast.get_source_segment(text, element) or "")
+        elements += [repr(n).replace("'", '"') for n in sorted(set(lazy) - set(names))]
+        lines = text.splitlines(keepends=True)
+        start, end = node.lineno - 1, node.end_lineno or node.lineno
+        one_line = f"__all__ = [{', '.join(elements)}]\n"
+        new = (
+            one_line
+            if len(one_line) <= 100
+            else "__all__ = [\n" + "".join(f"    {e},\n" for e in elements) + "]\n"
+        )
+        lines[start:end] = [new]
+        repo.write(rel, "".join(lines))
+        changed.append(rel)
+    return changed
+
+
+def problems(root: Path) -> list[str]:
+    """``file:line: message`` for every init problem under ``root`` (no cache)."""
+    return [f"{p.path}:{p.line}: {p.message}" for p in _problems(Repo.open(root, use_cache=False))]
+
+
 def run(root: Path, *, fix: bool) -> int:
-    del fix  # nothing here can be fixed mechanically: the right name is a human decision
-    found = problems(root)
-    for problem in found:
-        print(f"{problem}; fix the name by hand (ruff sorts __all__)")
-    return 1 if found else 0
+    """The ``inits`` checker alone (kept for ``xf-repotools inits``)."""
+    from xf_repotools.check import run_checks
+
+    return run_checks(root, ["inits"], fix=fix)
