@@ -6,7 +6,10 @@
 * RoPE of every type in :data:`xf_load.rope.ROPE_INIT` (default, linear, dynamic, yarn, longrope, llama3).
 * The variants are config flags: Mistral = sliding-window attention on every layer; Qwen2 = q/k/v biases and
   sliding windows on layers >= ``max_window_layers`` when ``use_sliding_window``; Qwen3 = RMSNorm over each
-  head of q and k before RoPE.
+  head of q and k before RoPE. ``MistralForCausalLM`` etc. are plain subclasses of the Llama classes that
+  only name their config class (so AutoConfig and ``save_pretrained`` see the right ``model_type``).
+* The forward's set-up (cache, positions, masks, ``logits_to_keep``) is the shared decoder prologue,
+  :mod:`xf_load._decoder`.
 * The LM head may be tied to the input embeddings (``tie_word_embeddings``).
 """
 
@@ -491,8 +494,7 @@ class LlamaForSequenceClassification(LlamaPreTrainedModel):
         )
 
 
-# ---- variants: the same modules, each with its own config class (so AutoConfig and save_pretrained see the
-# right model_type) -------------------------------------------------------------------------------------------
+# ---- variants: the same modules, each with its own config class (its model_type) ------------------------
 class MistralModel(LlamaModel):
     config_class = MistralConfig
 
