@@ -19,7 +19,13 @@ from xf_core._hub import HubOptions, resolve_file
 from xf_core.errors import XfConfigError, XfFileNotFoundError
 from xf_core.logging import get_logger
 
-__all__ = ["GENERATION_CONFIG_NAME", "GLOBAL_DEFAULTS", "GenerationConfig"]
+__all__ = [
+    "GENERATION_CONFIG_NAME",
+    "GLOBAL_DEFAULTS",
+    "GenerationConfig",
+    "finalize_lengths",
+    "resolve_generation_config",
+]
 
 GENERATION_CONFIG_NAME = "generation_config.json"
 
@@ -49,9 +55,10 @@ GLOBAL_DEFAULTS: dict[str, Any] = {
 }
 
 
-@dataclass
+@dataclass(kw_only=True)
 class GenerationConfig:
-    """How ``generate`` decodes. Field names, meanings and file format are transformers'."""
+    """How ``generate`` decodes. Field names, meanings and file format are transformers'; fields are passed
+    by keyword, as in transformers."""
 
     # Length
     max_length: int | None = None
@@ -281,3 +288,36 @@ def _as_id_list(value: int | list[int] | None) -> list[int] | None:
     if value is None:
         return None
     return [value] if isinstance(value, int) else list(value)
+
+
+def resolve_generation_config(model: Any, config: GenerationConfig | None) -> GenerationConfig:
+    """A copy of ``config`` whose unset fields come from ``model.generation_config`` (or, without one, from
+    the special tokens of ``model.config``), then from :data:`GLOBAL_DEFAULTS`; validated as a whole.
+
+    ``max_length`` stays ``None`` when nobody set it, so that :func:`finalize_lengths` can apply the default
+    of 20 new tokens.
+    """
+    model_config = getattr(model, "generation_config", None)
+    if model_config is None and getattr(model, "config", None) is not None:
+        model_config = GenerationConfig.from_model_config(model.config)
+    merged = (config if config is not None else GenerationConfig()).merged(model_config, defaults=False)
+    user_max_length = merged.max_length
+    merged = merged.merged()
+    merged.max_length = user_max_length
+    return merged
+
+
+def finalize_lengths(config: GenerationConfig, *, prompt_length: int, model: Any = None) -> GenerationConfig:
+    """Turn ``max_new_tokens`` (or the default) into the final ``max_length``, in place; return ``config``.
+
+    Without ``max_new_tokens`` or ``max_length`` the default is 20 new tokens, capped at the model's
+    ``max_position_embeddings``.
+    """
+    if config.max_new_tokens is not None:
+        config.max_length = prompt_length + config.max_new_tokens
+    elif config.max_length is None:
+        config.max_length = prompt_length + GLOBAL_DEFAULTS["max_length"]
+        limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+        if isinstance(limit, int):
+            config.max_length = min(config.max_length, limit)
+    return config

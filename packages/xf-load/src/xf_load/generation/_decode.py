@@ -1,11 +1,23 @@
 """The decoding loops as free functions (gpt-fast style): ``prefill``, ``decode_one_token``, ``sample``, and
 ``generate(model, input_ids, config)`` which runs greedy search, sampling, beam search or beam sampling.
 
+``generate`` works on its own and is what ``model.generate(...)`` calls: it resolves ``config`` against the
+model's ``generation_config`` and the global defaults, fills in the special tokens, and turns
+``max_new_tokens`` into the final ``max_length`` (see :func:`._config.resolve_generation_config`).
+
 ``model`` is any causal LM with xf's forward signature (``input_ids, attention_mask, position_ids,
 past_key_values, use_cache, cache_position, logits_to_keep``) returning an object with ``.logits``. Tokens live
 in a preallocated ``(B, max_length)`` buffer, so no step concatenates; the only host syncs are the ones a
 feature needs (EOS or custom stopping checks, streaming, ``max_time``). With a :class:`~xf_load.cache.StaticCache`
 every decode step has the same shapes, so ``decode_one_token`` compiles once (``compile=True``).
+
+Sampling draws without a host-device sync (gpt-fast's ``multinomial_sample_one_no_sync``): the exponential
+race ``argmax(probs / E)``, ``E ~ Exp(1)`` drawn from the global RNG or ``generator``. It is the computation
+``torch.multinomial(probs, 1)`` runs internally, so under the same seed it draws the very same tokens (and
+stays token for token equal to transformers' seeded sampling), without multinomial's checks that read the
+probabilities back to the host at every step. Those checks run once, after the loop: scores that were not a
+distribution (NaN or +inf logits, or every token removed) raise then. Beam sampling keeps
+``torch.multinomial``: beam search reads back to the host at every step anyway.
 """
 
 from __future__ import annotations
@@ -20,12 +32,13 @@ from xf_core.errors import XfValueError
 from xf_core.logging import get_logger
 
 from ..cache import Cache, DynamicCache, StaticCache
-from ._config import GenerationConfig
+from ._beam import beam_search
+from ._config import GenerationConfig, finalize_lengths, resolve_generation_config
 from ._outputs import GenerateBeamDecoderOnlyOutput, GenerateDecoderOnlyOutput
 from ._processors import LogitsProcessorList, build_logits_processors
 from ._stopping import EosTokenCriteria, MaxTimeCriteria, StoppingCriteriaList, StopStringCriteria
 
-__all__ = ["decode_one_token", "generate", "prefill", "sample"]
+__all__ = ["decode_one_token", "generate", "invalid_rows", "prefill", "sample"]
 
 logger = get_logger(__name__)
 
@@ -87,11 +100,21 @@ def decode_one_token(
 def sample(
     scores: torch.Tensor, *, do_sample: bool, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """Pick one token per row from processed ``scores`` ``(B, vocab)``: argmax, or a draw from softmax."""
+    """Pick one token per row from processed ``scores`` ``(B, vocab)``: argmax, or a draw from softmax.
+
+    The draw is ``torch.multinomial(probs, 1)`` without its host syncs (same tokens under the same seed);
+    a row whose scores are not a distribution gets an arbitrary token: check with :func:`invalid_rows`.
+    """
     if not do_sample:
         return scores.argmax(dim=-1)
     probs = scores.softmax(dim=-1)
-    return torch.multinomial(probs, num_samples=1, generator=generator).squeeze(1)
+    race = torch.empty_like(probs).exponential_(1, generator=generator)  # E ~ Exp(1), one per token
+    return (probs / race).argmax(dim=-1)  # token i wins with probability probs[i]
+
+
+def invalid_rows(scores: torch.Tensor) -> torch.Tensor:
+    """``(B,)`` bool: rows of ``scores`` whose softmax is not a distribution (a NaN or +inf, or all -inf)."""
+    return ~scores.logsumexp(dim=-1).isfinite()
 
 
 # ---------------------------------------------------------------------------------------------- state
@@ -177,8 +200,8 @@ class _Inputs:
 
 def generate(
     model: torch.nn.Module,
-    input_ids: torch.Tensor,
-    config: GenerationConfig,
+    input_ids: torch.Tensor | None,
+    config: GenerationConfig | None = None,
     *,
     attention_mask: torch.Tensor | None = None,
     past_key_values: Cache | None = None,
@@ -190,18 +213,29 @@ def generate(
     generator: torch.Generator | None = None,
     **model_kwargs: Any,
 ) -> torch.Tensor | GenerateDecoderOnlyOutput | GenerateBeamDecoderOnlyOutput:
-    """Generate from ``input_ids`` ``(B, L)`` with a fully resolved ``config`` (see ``GenerationMixin.generate``,
-    which resolves it: ``max_length`` final, defaults filled in).
+    """Generate after ``input_ids`` ``(B, L)`` (``None``: start from ``bos_token_id``), as
+    ``model.generate(input_ids, generation_config=config, ...)`` does.
+
+    ``config`` holds the settings of this call; the fields it leaves ``None`` come from
+    ``model.generation_config`` (or the special tokens of ``model.config``), then from the global defaults.
+    It is not modified. ``input_ids`` and ``attention_mask`` are moved to the model's device.
 
     Returns the ``(B * num_return_sequences, L + new)`` token tensor, or an output object when
     ``config.return_dict_in_generate``. Extra ``model_kwargs`` reach the prefill forward only (the decode step
     has a fixed signature so that it compiles).
     """
+    config = resolve_generation_config(model, config)
+    device = _device(model)
+    if input_ids is None:
+        if config.bos_token_id is None:
+            raise XfValueError("generate() needs input_ids, or a bos_token_id to start from.")
+        input_ids = torch.full((1, 1), config.bos_token_id, dtype=torch.long, device=device)
     if input_ids.dim() != 2:
         raise XfValueError(f"input_ids must be (batch, length); got shape {tuple(input_ids.shape)}.")
-    assert config.max_length is not None and config.num_beams is not None
-    device = input_ids.device
+    input_ids = input_ids.to(device)
     B, L = input_ids.shape
+    config = finalize_lengths(config, prompt_length=L, model=model)
+    assert config.max_length is not None and config.num_beams is not None  # resolved above
     num_beams = config.num_beams
     n_return = config.num_return_sequences or 1
     if config.max_length <= L:
@@ -276,7 +310,7 @@ def generate(
         streamer.put(input_ids.cpu())
     with torch.no_grad():
         if num_beams > 1:
-            return _beam_search(inputs, input_ids, config, processors, criteria, eos, pad, B, generator)
+            return beam_search(inputs, input_ids, config, processors, criteria, eos, pad, B, generator)
         return _sample_loop(inputs, input_ids, config, processors, criteria, eos, pad, streamer, generator)
 
 
@@ -311,6 +345,9 @@ def _sample_loop(
     check_stop = len(criteria) > 0
     # The usual case, EOS as the only criterion, is one isin on the new tokens.
     only_eos = has_eos and len(criteria) == 1 and isinstance(criteria[0], EosTokenCriteria)
+    do_sample = bool(config.do_sample)
+    # Rows that were sampled from scores that are not a distribution: read once, after the loop.
+    invalid = torch.zeros(rows, dtype=torch.bool, device=input_ids.device) if do_sample else None
 
     cur_len = L
     logits = inputs.prefill(input_ids)
@@ -320,7 +357,9 @@ def _sample_loop(
             scores_out.append(scores)
         if want_logits:
             logits_out.append(logits)
-        next_tokens = sample(scores, do_sample=bool(config.do_sample), generator=generator)
+        next_tokens = sample(scores, do_sample=do_sample, generator=generator)
+        if invalid is not None:
+            invalid |= invalid_rows(scores)
         if has_eos:
             next_tokens = torch.where(unfinished, next_tokens, pad)
         sequences[:, cur_len] = next_tokens
@@ -341,6 +380,13 @@ def _sample_loop(
 
     if streamer is not None:
         streamer.end()
+    if invalid is not None and bool(invalid.any()):
+        raise XfValueError(
+            f"sampling met scores that are not a probability distribution (NaN or +inf, or every token at -inf) "
+            f"in rows {invalid.nonzero().flatten().tolist()}: the model's logits overflowed (try float32 or "
+            "bfloat16) or the logits processors removed every token; remove_invalid_values=True replaces "
+            "NaN/inf scores."
+        )
     sequences = sequences[:, :cur_len]
     if not config.return_dict_in_generate:
         return sequences
@@ -348,152 +394,6 @@ def _sample_loop(
         sequences=sequences,
         scores=tuple(scores_out) if want_scores else None,
         logits=tuple(logits_out) if want_logits else None,
-        past_key_values=inputs.cache,
-    )
-
-
-# ---------------------------------------------------------------------------------------------- beam search
-
-
-def _gather_beams(tensor: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """Select along dim 1 (beams): ``tensor`` (B, K, ...), ``index`` (B, N) -> (B, N, ...)."""
-    while index.dim() < tensor.dim():
-        index = index.unsqueeze(-1)
-    return torch.take_along_dim(tensor, index, dim=1)
-
-
-def _beam_search(
-    inputs: _Inputs,
-    input_ids: torch.Tensor,
-    config: GenerationConfig,
-    processors: LogitsProcessorList,
-    criteria: StoppingCriteriaList,
-    eos: torch.Tensor | None,
-    pad: int | None,
-    batch_size: int,
-    generator: torch.Generator | None,
-) -> torch.Tensor | GenerateBeamDecoderOnlyOutput:
-    """Vectorised beam search (and beam sampling), step for step the algorithm transformers runs.
-
-    Each step scores every (beam, token) continuation, keeps the top K = max(2, 1 + n_eos) * num_beams, moves
-    those that hit a stopping criterion to the finished set (scored with the length penalty), and continues
-    with the best ``num_beams`` that did not. It stops when no running beam can beat the finished ones.
-    """
-    device = input_ids.device
-    num_beams = config.num_beams or 1
-    max_length = config.max_length
-    assert max_length is not None
-    length_penalty = config.length_penalty if config.length_penalty is not None else 1.0
-    early_stopping = config.early_stopping
-    do_sample = bool(config.do_sample)
-    B, nb = batch_size, num_beams
-    cur_len = prompt_len = input_ids.shape[1]
-    n_eos = eos.shape[0] if eos is not None else 0
-    K = max(2, 1 + n_eos) * nb
-    top_nb_mask = torch.arange(K, device=device) < nb
-    want_scores = bool(config.return_dict_in_generate and config.output_scores)
-    want_logits = bool(config.return_dict_in_generate and config.output_logits)
-    scores_out: list[torch.Tensor] = []
-    logits_out: list[torch.Tensor] = []
-
-    fill = (pad if pad else int(eos[0])) if eos is not None else -1
-    running = torch.full((B, nb, max_length), fill, dtype=torch.long, device=device)
-    running[:, :, :cur_len] = input_ids.view(B, nb, cur_len)
-    finished = running.clone()
-    running_scores = torch.zeros(B, nb, device=device)
-    running_scores[:, 1:] = -1e9  # only the first beam of each prompt is live at the start
-    finished_scores = torch.full((B, nb), -1e9, device=device)
-    is_finished = torch.zeros(B, nb, dtype=torch.bool, device=device)
-    can_improve = torch.ones(B, 1, dtype=torch.bool, device=device)
-    running_beam_idx = torch.full((B, nb, max_length - cur_len), -1, dtype=torch.int32, device=device)
-    finished_beam_idx = running_beam_idx.clone()
-
-    logits = inputs.prefill(input_ids)
-    while True:
-        flat_running = running[:, :, :cur_len].reshape(B * nb, cur_len)
-        log_probs = processors(flat_running, logits.log_softmax(dim=-1))
-        if want_logits:
-            logits_out.append(logits.clone())
-        if want_scores:
-            scores_out.append(log_probs.clone())
-        vocab = log_probs.shape[-1]
-        accumulated = (log_probs.view(B, nb, vocab) + running_scores[:, :, None]).view(B, nb * vocab)
-
-        # Top-K continuations over all beams of each prompt (or K draws without replacement).
-        if do_sample:
-            top_idx = torch.multinomial(accumulated.softmax(dim=-1), num_samples=K, generator=generator)
-            top_lp = accumulated.gather(1, top_idx)
-            top_lp, order = top_lp.sort(dim=-1, descending=True)
-            top_idx = top_idx.gather(-1, order)
-        else:
-            top_lp, top_idx = torch.topk(accumulated, k=K)
-        from_beam = top_idx // vocab
-        top_seqs = _gather_beams(running, from_beam)
-        top_seqs[:, :, cur_len] = top_idx % vocab
-        top_beam_idx = _gather_beams(running_beam_idx, from_beam)
-        top_beam_idx[:, :, cur_len - prompt_len] = (
-            from_beam + torch.arange(B, device=device)[:, None] * nb
-        ).to(top_beam_idx.dtype)
-
-        # Which continuations are done (EOS, custom criteria, or the length limit).
-        hits = criteria(top_seqs[:, :, : cur_len + 1].reshape(B * K, cur_len + 1), tuple(scores_out) or None)
-        hits = hits.view(B, K)
-        if cur_len + 1 >= max_length:
-            hits = torch.ones_like(hits)
-
-        # Running beams for the next step: the best nb continuations that are not done.
-        live_lp = top_lp + hits.to(torch.float32) * -1.0e9
-        keep = torch.topk(live_lp, k=nb)[1]
-        running = _gather_beams(top_seqs, keep)
-        running_scores = _gather_beams(live_lp, keep)
-        running_beam_idx = _gather_beams(top_beam_idx, keep)
-
-        # Finished beams: merge the done continuations among the top nb into the finished set.
-        just_done = hits & top_nb_mask[None, :]
-        done_lp = top_lp / ((cur_len + 1 - prompt_len) ** length_penalty)
-        full = is_finished.all(dim=-1, keepdim=True) & (early_stopping is True)
-        done_lp = done_lp + full.to(torch.float32) * -1.0e9
-        done_lp = done_lp + (~can_improve).to(torch.float32) * -1.0e9
-        done_lp = done_lp + (~just_done) * -1.0e9
-        merged_lp = torch.cat((finished_scores, done_lp), dim=1)
-        best = torch.topk(merged_lp, k=nb)[1]
-        finished = _gather_beams(torch.cat((finished, top_seqs), dim=1), best)
-        finished_scores = _gather_beams(merged_lp, best)
-        finished_beam_idx = _gather_beams(torch.cat((finished_beam_idx, top_beam_idx), dim=1), best)
-        is_finished = _gather_beams(torch.cat((is_finished, just_done), dim=1), best)
-
-        inputs.reorder(running_beam_idx[..., cur_len - prompt_len].reshape(B * nb).long())
-        cur_len += 1
-
-        # Can a running beam still beat the worst finished one? (transformers' heuristic)
-        if early_stopping == "never" and length_penalty > 0.0:
-            best_len = max_length - prompt_len
-        else:
-            best_len = cur_len - prompt_len
-        best_running = running_scores[:, :1] / (best_len**length_penalty)
-        worst_done = torch.where(is_finished, finished_scores.min(dim=1, keepdim=True)[0], -1.0e9)
-        can_improve = can_improve & (best_running > worst_done).any(dim=-1, keepdim=True)
-
-        open_beams = not (bool(is_finished.all()) and early_stopping is True)
-        if not (bool(can_improve.any()) and open_beams and not bool(hits.all())):
-            break
-        logits = inputs.step(running.view(B * nb, max_length), cur_len)
-
-    n_return = config.num_return_sequences or 1
-    sequences = finished[:, :n_return].reshape(B * n_return, max_length)
-    seq_scores = finished_scores[:, :n_return].reshape(B * n_return)
-    beam_indices = finished_beam_idx[:, :n_return].reshape(B * n_return, -1)
-    generated = int((beam_indices + 1).bool().sum(dim=1).max())
-    sequences = sequences[:, : prompt_len + generated]
-    beam_indices = beam_indices[:, :generated]
-    if not config.return_dict_in_generate:
-        return sequences
-    return GenerateBeamDecoderOnlyOutput(
-        sequences=sequences,
-        sequences_scores=seq_scores if config.output_scores else None,
-        scores=tuple(scores_out) if want_scores else None,
-        logits=tuple(logits_out) if want_logits else None,
-        beam_indices=beam_indices.long(),
         past_key_values=inputs.cache,
     )
 
@@ -584,3 +484,10 @@ def _compiled_step(model: torch.nn.Module, options: dict[str, Any]) -> StepFn:
     if key not in _COMPILED:
         _COMPILED[key] = torch.compile(decode_one_token, fullgraph=True, dynamic=False, **options)
     return _COMPILED[key]
+
+
+def _device(model: Any) -> torch.device:
+    device = getattr(model, "device", None)
+    if isinstance(device, torch.device):
+        return device
+    return next(model.parameters()).device

@@ -1,7 +1,8 @@
 """``GenerationMixin``: the ``model.generate(...)`` users call, a thin layer over :func:`._decode.generate`.
 
-All it does is resolve the settings (call kwargs > ``generation_config`` argument > ``model.generation_config``
-> global defaults), fix ``max_length`` from the prompt, and hand over to the free functions.
+All it does is sort the keyword arguments (GenerationConfig fields, generate's own arguments, model inputs),
+lay the field overrides over the ``generation_config`` argument, and make one call; the free function resolves
+the rest (``model.generation_config`` > global defaults, special tokens, ``max_length``).
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ import torch
 
 from xf_core.errors import XfValueError
 
-from ._config import _FIELD_NAMES, GLOBAL_DEFAULTS, GenerationConfig
+from ._config import _FIELD_NAMES, GenerationConfig
 from ._decode import generate as _generate
 from ._outputs import GenerateBeamDecoderOnlyOutput, GenerateDecoderOnlyOutput
 
-__all__ = ["GenerationMixin", "resolve_generation_config"]
+__all__ = ["GenerationMixin"]
 
 # generate() arguments that are neither GenerationConfig fields nor model inputs.
 _GENERATE_ARGS = ("attention_mask", "past_key_values", "generator")
@@ -78,15 +79,12 @@ class GenerationMixin:
                     f"inputs of {type(self).__name__}.forward that generate passes through; check the spelling."
                 )
 
-        config = resolve_generation_config(self, generation_config, overrides)
-        if input_ids is None:
-            if config.bos_token_id is None:
-                raise XfValueError("generate() needs input_ids, or a bos_token_id to start from.")
-            input_ids = torch.full((1, 1), config.bos_token_id, dtype=torch.long, device=_device(self))
-        config = finalize_lengths(config, prompt_length=input_ids.shape[1], model=self)
+        config = generation_config
+        if overrides:  # call keywords > the generation_config argument
+            config = GenerationConfig(**overrides).merged(generation_config, defaults=False)
         return _generate(
             self,  # type: ignore[arg-type]
-            input_ids.to(_device(self)),
+            input_ids,
             config,
             attention_mask=extras.get("attention_mask"),
             past_key_values=extras.get("past_key_values"),
@@ -98,40 +96,3 @@ class GenerationMixin:
             generator=extras.get("generator"),
             **model_kwargs,
         )
-
-
-def resolve_generation_config(
-    model: Any, generation_config: GenerationConfig | None, overrides: dict[str, Any]
-) -> GenerationConfig:
-    """Merge by precedence: ``overrides`` > ``generation_config`` > the model's > global defaults.
-
-    ``max_length`` is left ``None`` when nobody set it (so :func:`finalize_lengths` can apply the default of
-    20 new tokens); all other defaults are filled in.
-    """
-    model_config = getattr(model, "generation_config", None)
-    if model_config is None and getattr(model, "config", None) is not None:
-        model_config = GenerationConfig.from_model_config(model.config)
-    merged = GenerationConfig(**overrides).merged(generation_config, model_config, defaults=False)
-    user_max_length = merged.max_length
-    merged = merged.merged()
-    merged.max_length = user_max_length
-    return merged
-
-
-def finalize_lengths(config: GenerationConfig, *, prompt_length: int, model: Any = None) -> GenerationConfig:
-    """Turn ``max_new_tokens`` (or the default) into the final ``max_length`` and ``min_new_tokens`` bound."""
-    if config.max_new_tokens is not None:
-        config.max_length = prompt_length + config.max_new_tokens
-    elif config.max_length is None:
-        config.max_length = prompt_length + GLOBAL_DEFAULTS["max_length"]
-        limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
-        if isinstance(limit, int):
-            config.max_length = min(config.max_length, limit)
-    return config
-
-
-def _device(model: Any) -> torch.device:
-    device = getattr(model, "device", None)
-    if isinstance(device, torch.device):
-        return device
-    return next(model.parameters()).device

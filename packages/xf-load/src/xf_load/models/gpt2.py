@@ -24,17 +24,17 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from xf_core.errors import XfConfigError, XfValueError
+from xf_core.errors import XfConfigError
 from xf_load import initialization as init
+from xf_load._decoder import decoder_prologue, keep_logits
 from xf_load.activations import get_activation
 from xf_load.attention import eager_attention, get_attention
-from xf_load.cache import Cache, DynamicCache
+from xf_load.cache import Cache
 from xf_load.configuration_utils import PretrainedConfig
 from xf_load.generation import GenerationMixin
 from xf_load.heads import HeadKind
 from xf_load.layers import Conv1D
 from xf_load.losses import causal_lm_loss
-from xf_load.masks import causal_mask
 from xf_load.modeling_utils import PreTrainedModel
 from xf_load.outputs import BaseModelOutput, CausalLMOutput
 
@@ -234,49 +234,26 @@ class GPT2Model(GPT2PreTrainedModel):
         token_type_ids: torch.Tensor | None = None,
         **kwargs: Any,
     ) -> BaseModelOutput:
-        if (input_ids is None) == (inputs_embeds is None):
-            raise XfValueError("pass exactly one of input_ids or inputs_embeds.")
-        if inputs_embeds is None:
-            inputs_embeds = self.wte(input_ids)
-        T = inputs_embeds.shape[1]
-        if use_cache is None:
-            use_cache = self.config.use_cache
-        if self.gradient_checkpointing and self.training:
-            use_cache = False  # a recomputed block would write its keys and values twice
-        if past_key_values is not None and not isinstance(past_key_values, Cache):
-            raise XfValueError(
-                f"past_key_values is a {type(past_key_values).__name__}; pass an xf_load.cache.Cache (the "
-                "past_key_values of an earlier output, or a DynamicCache()), not transformers' legacy tuples."
-            )
-        if use_cache and past_key_values is None:
-            past_key_values = DynamicCache()
-        past_len = past_key_values.get_seq_length() if past_key_values is not None else 0
-        if cache_position is None:
-            if position_ids is None and past_len + T > self.config.n_positions:
-                raise XfValueError(
-                    f"{past_len + T} positions ({past_len} cached + {T} new) exceed GPT-2's n_positions="
-                    f"{self.config.n_positions} learned position embeddings; truncate the input to "
-                    f"{self.config.n_positions} tokens."
-                )
-            cache_position = torch.arange(past_len, past_len + T, device=inputs_embeds.device)
-        if position_ids is None:
-            position_ids = cache_position.unsqueeze(0)
-
-        x = inputs_embeds + self.wpe(position_ids)
+        state = decoder_prologue(
+            self,
+            input_ids,
+            inputs_embeds,
+            embed=self.wte,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            past_key_values=past_key_values,
+            use_cache=use_cache,
+            cache_position=cache_position,
+            positions_key="n_positions",
+        )
+        x = state.inputs_embeds + self.wpe(state.position_ids)  # (B, T, C)
         if token_type_ids is not None:
             x = x + self.wte(token_type_ids)
         x = self.drop(x)
-        kv_length = past_key_values.kv_length(T) if past_key_values is not None else T
-        mask = causal_mask(
-            attention_mask,
-            cache_position,
-            kv_length,
-            allow_none=not (past_key_values is not None and past_key_values.is_static),
-        )
 
         hidden_states = [x] if output_hidden_states else None
         for block in self.h:
-            x = self._run_layer(block, x, mask, past_key_values, cache_position)
+            x = self._run_layer(block, x, state.masks[None], state.cache, state.cache_position)
             if hidden_states is not None:
                 hidden_states.append(x)
         x = self.ln_f(x)
@@ -284,7 +261,7 @@ class GPT2Model(GPT2PreTrainedModel):
             hidden_states[-1] = x  # the last entry is the final output, after ln_f
         return BaseModelOutput(
             last_hidden_state=x,
-            past_key_values=past_key_values if use_cache else None,
+            past_key_values=state.returned_cache,
             hidden_states=tuple(hidden_states) if hidden_states is not None else None,
         )
 
@@ -326,9 +303,7 @@ class GPT2LMHeadModel(GPT2PreTrainedModel, GenerationMixin):
             output_hidden_states=output_hidden_states,
             token_type_ids=token_type_ids,
         )
-        x = out.last_hidden_state
-        keep = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
-        logits = self.lm_head(x[:, keep, :])
+        logits = self.lm_head(keep_logits(out.last_hidden_state, logits_to_keep))  # (B, T, V)
         loss = None
         if labels is not None:
             loss = causal_lm_loss(logits, labels, num_items_in_batch=num_items_in_batch)

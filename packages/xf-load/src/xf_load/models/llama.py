@@ -6,7 +6,10 @@
 * RoPE of every type in :data:`xf_load.rope.ROPE_INIT` (default, linear, dynamic, yarn, longrope, llama3).
 * The variants are config flags: Mistral = sliding-window attention on every layer; Qwen2 = q/k/v biases and
   sliding windows on layers >= ``max_window_layers`` when ``use_sliding_window``; Qwen3 = RMSNorm over each
-  head of q and k before RoPE.
+  head of q and k before RoPE. ``MistralForCausalLM`` etc. are plain subclasses of the Llama classes that
+  only name their config class (so AutoConfig and ``save_pretrained`` see the right ``model_type``).
+* The forward's set-up (cache, positions, masks, ``logits_to_keep``) is the shared decoder prologue,
+  :mod:`xf_load._decoder`.
 * The LM head may be tied to the input embeddings (``tie_word_embeddings``).
 """
 
@@ -20,14 +23,14 @@ from torch import nn
 
 from xf_core.errors import XfConfigError
 from xf_load import initialization as init
+from xf_load._decoder import decoder_prologue, keep_logits
 from xf_load.activations import get_activation
 from xf_load.attention import get_attention
-from xf_load.cache import Cache, DynamicCache
+from xf_load.cache import Cache
 from xf_load.configuration_utils import PretrainedConfig
 from xf_load.generation import GenerationMixin
 from xf_load.heads import HeadKind
 from xf_load.losses import causal_lm_loss, sequence_classification_loss
-from xf_load.masks import causal_mask
 from xf_load.modeling_utils import PreTrainedModel
 from xf_load.outputs import BaseModelOutput, CausalLMOutput, SequenceClassifierOutput
 from xf_load.rope import RotaryEmbedding, apply_rotary_pos_emb, standardize_rope_parameters
@@ -363,34 +366,24 @@ class LlamaModel(LlamaPreTrainedModel):
         output_hidden_states: bool = False,
         **kwargs: Any,
     ) -> BaseModelOutput:
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("pass exactly one of input_ids and inputs_embeds.")
-        x = self.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds  # (B, T, H)
-        B, T, _ = x.shape
-        use_cache = self.config.use_cache if use_cache is None else use_cache
-        if use_cache and past_key_values is None and not (self.gradient_checkpointing and self.training):
-            past_key_values = DynamicCache()
-        past = past_key_values.get_seq_length() if past_key_values is not None else 0
-        if cache_position is None:
-            cache_position = torch.arange(past, past + T, device=x.device)
-        if position_ids is None:
-            position_ids = cache_position[None].expand(B, T)
-        kv_length = past_key_values.kv_length(T) if past_key_values is not None else T
-        static = bool(getattr(past_key_values, "is_static", False))
-        masks: dict[int | None, torch.Tensor | None] = {}
-        for window in {layer.self_attn.sliding_window for layer in self.layers}:
-            masks[window] = causal_mask(
-                attention_mask,
-                cache_position,
-                kv_length,
-                sliding_window=window,
-                allow_none=not static,
-            )
-        rope = self.rotary_emb(x, position_ids)
+        state = decoder_prologue(
+            self,
+            input_ids,
+            inputs_embeds,
+            embed=self.embed_tokens,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            past_key_values=past_key_values,
+            use_cache=use_cache,
+            cache_position=cache_position,
+            sliding_windows=[layer.self_attn.sliding_window for layer in self.layers],
+        )
+        x = state.inputs_embeds  # (B, T, H)
+        rope = self.rotary_emb(x, state.position_ids)
         hidden_states = [x] if output_hidden_states else None
         for layer in self.layers:
-            mask = masks[layer.self_attn.sliding_window]
-            x = self._run_layer(layer, x, rope, mask, past_key_values, cache_position)
+            mask = state.masks[layer.self_attn.sliding_window]
+            x = self._run_layer(layer, x, rope, mask, state.cache, state.cache_position)
             if hidden_states is not None:
                 hidden_states.append(x)
         x = self.norm(x)
@@ -398,7 +391,7 @@ class LlamaModel(LlamaPreTrainedModel):
             hidden_states[-1] = x
         return BaseModelOutput(
             last_hidden_state=x,
-            past_key_values=past_key_values if use_cache else None,
+            past_key_values=state.returned_cache,
             hidden_states=tuple(hidden_states) if hidden_states is not None else None,
         )
 
@@ -424,7 +417,7 @@ class LlamaForCausalLM(LlamaPreTrainedModel, GenerationMixin):
         labels: torch.LongTensor | None = None,
         cache_position: torch.LongTensor | None = None,
         output_hidden_states: bool = False,
-        logits_to_keep: int = 0,
+        logits_to_keep: int | torch.Tensor = 0,
         num_items_in_batch: int | torch.Tensor | None = None,
         **kwargs: Any,
     ) -> CausalLMOutput:
@@ -438,8 +431,7 @@ class LlamaForCausalLM(LlamaPreTrainedModel, GenerationMixin):
             cache_position=cache_position,
             output_hidden_states=output_hidden_states,
         )
-        h = out.last_hidden_state if not logits_to_keep else out.last_hidden_state[:, -logits_to_keep:]
-        logits = self.lm_head(h)  # (B, T, V)
+        logits = self.lm_head(keep_logits(out.last_hidden_state, logits_to_keep))  # (B, T, V)
         loss = None
         if labels is not None:
             loss = causal_lm_loss(logits, labels, num_items_in_batch=num_items_in_batch)
@@ -508,18 +500,38 @@ class LlamaForSequenceClassification(LlamaPreTrainedModel):
         )
 
 
-# The variants: same modules, their own config class (so AutoConfig and save_pretrained see the right type).
-def _variant(base: type, prefix: str, config_class: type[LlamaConfig]) -> type:
-    name = prefix + base.__name__.removeprefix("Llama")
-    return type(name, (base,), {"config_class": config_class, "__module__": __name__, "__qualname__": name})
+# ---- variants: the same modules, each with its own config class (its model_type) ------------------------
+class MistralModel(LlamaModel):
+    config_class = MistralConfig
 
 
-MistralModel = _variant(LlamaModel, "Mistral", MistralConfig)
-MistralForCausalLM = _variant(LlamaForCausalLM, "Mistral", MistralConfig)
-MistralForSequenceClassification = _variant(LlamaForSequenceClassification, "Mistral", MistralConfig)
-Qwen2Model = _variant(LlamaModel, "Qwen2", Qwen2Config)
-Qwen2ForCausalLM = _variant(LlamaForCausalLM, "Qwen2", Qwen2Config)
-Qwen2ForSequenceClassification = _variant(LlamaForSequenceClassification, "Qwen2", Qwen2Config)
-Qwen3Model = _variant(LlamaModel, "Qwen3", Qwen3Config)
-Qwen3ForCausalLM = _variant(LlamaForCausalLM, "Qwen3", Qwen3Config)
-Qwen3ForSequenceClassification = _variant(LlamaForSequenceClassification, "Qwen3", Qwen3Config)
+class MistralForCausalLM(LlamaForCausalLM):
+    config_class = MistralConfig
+
+
+class MistralForSequenceClassification(LlamaForSequenceClassification):
+    config_class = MistralConfig
+
+
+class Qwen2Model(LlamaModel):
+    config_class = Qwen2Config
+
+
+class Qwen2ForCausalLM(LlamaForCausalLM):
+    config_class = Qwen2Config
+
+
+class Qwen2ForSequenceClassification(LlamaForSequenceClassification):
+    config_class = Qwen2Config
+
+
+class Qwen3Model(LlamaModel):
+    config_class = Qwen3Config
+
+
+class Qwen3ForCausalLM(LlamaForCausalLM):
+    config_class = Qwen3Config
+
+
+class Qwen3ForSequenceClassification(LlamaForSequenceClassification):
+    config_class = Qwen3Config
