@@ -203,10 +203,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("action", choices=["start", "stop"])
     parser.add_argument("directory", type=Path)
+    parser.add_argument(
+        "--format",
+        choices=["shell", "env"],
+        default="shell",
+        help="`export K=V` (shell) or `K=V` ($GITHUB_ENV)",
+    )
     args = parser.parse_args(argv)
     try:
         if args.action == "start":
-            print(f"export XF_TEST_POSTGRES_URL={LocalPostgres.start(args.directory).url}")
+            prefix = "export " if args.format == "shell" else ""
+            print(f"{prefix}XF_TEST_POSTGRES_URL={LocalPostgres.start(args.directory).url}")
         else:
             LocalPostgres.at(args.directory).stop()
     except PostgresError as error:
