@@ -71,11 +71,11 @@ def outcomes(report: Path) -> dict[str, str]:
     return result
 
 
-def run(paths: list[str], extra: list[str], report: Path) -> int:
+def run(paths: list[str], extra: list[str], report: Path, root: Path = ROOT) -> int:
     report.parent.mkdir(parents=True, exist_ok=True)
     command = [*PYTEST, f"--junitxml={report}", "-o", "junit_family=xunit1", *paths, *extra]
     print("+ " + " ".join(command[1:]), flush=True)
-    return subprocess.run(command, cwd=ROOT).returncode
+    return subprocess.run(command, cwd=root).returncode
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shard", default="1/1", help="I/N: run the I-th of N shards")
     parser.add_argument("--no-skips", action="store_true", help="a skipped test fails the job")
     parser.add_argument("--durations", type=Path, default=ROOT / "ci" / "durations.json")
+    parser.add_argument("--root", type=Path, default=ROOT, help="where pytest runs (default: the repo root)")
     parser.add_argument("paths", nargs="+", help="-- PATH... then pytest options (anything starting with -)")
     args = parser.parse_args(argv)
     paths = [p for p in args.paths if not p.startswith("-")]
@@ -93,19 +94,19 @@ def main(argv: list[str] | None = None) -> int:
     index, count = (int(x) for x in args.shard.split("/"))
     if count > 1:
         durations = json.loads(args.durations.read_text()) if args.durations.exists() else {}
-        paths = split(test_files(paths), durations, count)[index - 1]
+        paths = split(test_files(paths, args.root), durations, count)[index - 1]
         print(f"shard {index}/{count}: {len(paths)} test files", flush=True)
         if not paths:
             return 0
-    report = args.report if args.report.is_absolute() else ROOT / args.report
-    code = run(paths, extra, report)
+    report = args.report if args.report.is_absolute() else args.root / args.report
+    code = run(paths, extra, report, args.root)
     if code not in (0, 1):  # 2+: interrupted, usage or collection errors, nothing collected: never rerun
         return code
     failed = [n for n, o in outcomes(report).items() if o == "failed"] if report.exists() else []
     if code == 1 and 0 < len(failed) <= MAX_RERUNS:
         print(f"flaky policy: rerunning {len(failed)} failed test(s) once", flush=True)
         rerun_report = report.with_suffix(".rerun.xml")
-        code = run(failed, extra, rerun_report)
+        code = run(failed, extra, rerun_report, args.root)
         if code == 0:
             for node in failed:
                 print(f"FLAKY: {node} failed, then passed on its rerun")
