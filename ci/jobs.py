@@ -24,6 +24,7 @@ import re
 import shlex
 import subprocess
 import sys
+import tempfile
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -128,36 +129,33 @@ def from_diff(changed_files: Sequence[str], root: Path = ROOT, base: str | None 
     )
 
 
+def tests_fetcher_available(root: Path = ROOT) -> bool:
+    probe = ["uv", "run", "--no-sync", "xf-repotools", "tests-fetcher", "--help"]
+    return subprocess.run(probe, cwd=root, capture_output=True).returncode == 0
+
+
 def select(base: str, root: Path = ROOT, selection_file: Path | None = None) -> Selection:
-    """The selection since ``base``: xf-repotools' ``tests-fetcher`` when it exists, else :func:`from_diff`."""
-    if selection_file is None:
-        selection_file = root / ".ci-selection.json"
-        probe = subprocess.run(
-            ["uv", "run", "--no-sync", "xf-repotools", "tests-fetcher", "--help"],
-            cwd=root,
-            capture_output=True,
-        )
-        if probe.returncode == 0:
-            subprocess.run(
-                [
-                    "uv",
-                    "run",
-                    "--no-sync",
-                    "xf-repotools",
-                    "tests-fetcher",
-                    "--base",
-                    base,
-                    "--json",
-                    str(selection_file),
-                ],
-                cwd=root,
-                check=True,
-            )
-            selection = Selection.from_json(json.loads(selection_file.read_text()))
-            selection_file.unlink()
-            return selection
+    """The selection since ``base``: xf-repotools' ``tests-fetcher`` when it exists, else :func:`from_diff`;
+    or the tests-fetcher JSON in ``selection_file`` when given."""
+    if selection_file is not None:
+        return Selection.from_json(json.loads(selection_file.read_text()))
+    if not tests_fetcher_available(root):
         return from_diff(package_plan.changed_since(base, root), root, base)
-    return Selection.from_json(json.loads(selection_file.read_text()))
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "selection.json"
+        fetch = [
+            "uv",
+            "run",
+            "--no-sync",
+            "xf-repotools",
+            "tests-fetcher",
+            "--base",
+            base,
+            "--json",
+            str(out),
+        ]
+        subprocess.run(fetch, cwd=root, check=True)
+        return Selection.from_json(json.loads(out.read_text()))
 
 
 def load_durations(root: Path = ROOT) -> dict[str, float]:

@@ -190,3 +190,22 @@ def test_no_skips_turns_a_skip_into_a_failure(suite, capsys):
     assert pytest_job.main(argv) == 0
     assert pytest_job.main(["--no-skips", *argv]) == 1
     assert "test_skip.py::test_skipped" in capsys.readouterr().out
+
+
+def test_base_falls_back_to_the_git_diff_and_package_graph_without_tests_fetcher(tmp_path, monkeypatch):
+    """Without ``xf-repotools tests-fetcher`` the selection comes from git diff and the package graph."""
+    monkeypatch.setattr(jobs, "tests_fetcher_available", lambda root: False)
+    for pyproject in (CI.parent / "packages").glob("*/pyproject.toml"):
+        target = tmp_path / pyproject.relative_to(CI.parent)
+        target.parent.mkdir(parents=True)
+        target.write_text(pyproject.read_text())
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=tmp_path, check=True)
+    subprocess.run([*git, "commit", "-qm", "one"], cwd=tmp_path, check=True)
+    (tmp_path / "packages" / "xf-quant" / "x.py").write_text("x = 1\n")
+    subprocess.run([*git, "add", "-A"], cwd=tmp_path, check=True)
+    subprocess.run([*git, "commit", "-qm", "two"], cwd=tmp_path, check=True)
+    selection = jobs.select("HEAD~1", root=tmp_path)
+    assert selection.packages == ("xf-quant",) and not selection.run_all
+    assert selection.changed_files == ("packages/xf-quant/x.py",) and selection.base == "HEAD~1"
