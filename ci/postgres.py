@@ -4,7 +4,7 @@
     python ci/postgres.py stop /tmp/pg
 
 The binaries come from ``$PG_BIN``, else ``PATH``, else the newest ``/usr/lib/postgresql/*/bin``; when none
-is found and ``apt-get`` can run (as root), the Debian ``postgresql`` package is installed. PostgreSQL refuses
+is found and ``apt-get`` can run (as root or through password-less sudo), the Debian ``postgresql`` package is installed. PostgreSQL refuses
 to run as root, so as root the server runs as the ``postgres`` user (created when missing). Authentication is
 ``trust`` on 127.0.0.1 only, with fsync off: this is for tests, never for data that matters.
 """
@@ -49,10 +49,13 @@ def find_bin(name: str, *, install: bool = True) -> Path:
     for path in candidates:
         if path.is_file() and os.access(path, os.X_OK):
             return path
-    if install and shutil.which("apt-get") and os.geteuid() == 0:
+    # As root, or through password-less sudo (CI images such as CircleCI's cimg/python).
+    sudo = [] if os.geteuid() == 0 else ["sudo", "-n", "env", "DEBIAN_FRONTEND=noninteractive"]
+    can_sudo = not sudo or (shutil.which("sudo") and subprocess.run(["sudo", "-n", "true"]).returncode == 0)
+    if install and shutil.which("apt-get") and can_sudo:
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-qq"], env=env, check=False)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "postgresql"], env=env, check=True)
+        subprocess.run([*sudo, "apt-get", "update", "-qq"], env=env, check=False)
+        subprocess.run([*sudo, "apt-get", "install", "-y", "-qq", "postgresql"], env=env, check=True)
         return find_bin(name, install=False)
     raise PostgresError(
         f"no PostgreSQL `{name}` in $PG_BIN, PATH or /usr/lib/postgresql/*/bin: install the `postgresql` "
