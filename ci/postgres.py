@@ -4,9 +4,10 @@
     python ci/postgres.py stop /tmp/pg
 
 The binaries come from ``$PG_BIN``, else ``PATH``, else the newest ``/usr/lib/postgresql/*/bin``; when none
-is found and ``apt-get`` can run (as root or through password-less sudo), the Debian ``postgresql`` package is installed. PostgreSQL refuses
-to run as root, so as root the server runs as the ``postgres`` user (created when missing). Authentication is
-``trust`` on 127.0.0.1 only, with fsync off: this is for tests, never for data that matters.
+is found and ``apt-get`` can run (as root or through password-less sudo), the Debian ``postgresql`` package
+is installed. PostgreSQL refuses to run as root, so as root the server runs as the ``postgres`` user (created
+when missing). Authentication is ``trust`` on 127.0.0.1 only, with fsync off: this is for tests, never for
+data that matters.
 """
 
 from __future__ import annotations
