@@ -28,6 +28,12 @@ pytest_job = _load("pytest_job")
 CHECK_JSONSCHEMA = shutil.which("check-jsonschema", path=str(Path(sys.executable).parent))
 
 
+@pytest.fixture(autouse=True)
+def no_recorded_durations(monkeypatch):
+    """Job names do not depend on whatever ``ci/durations.json`` holds (one shard each unless a test says)."""
+    monkeypatch.setattr(jobs, "load_durations", lambda root=None: {})
+
+
 def names(files=(), **selection):
     chosen = jobs.from_diff(list(files)) if files else jobs.Selection.from_json(selection)
     return [job.name for job in jobs.jobs_for(chosen)]
