@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from metrics import MetricsRecorder  # benchmark/ is on sys.path: this file runs as a script
+
 MODEL = {
     "hidden_size": 768,
     "intermediate_size": 2048,
@@ -178,7 +180,16 @@ def main() -> None:
         worker(args)
         return
 
-    with tempfile.TemporaryDirectory(prefix="xf-genbench-") as tmp:
+    settings = {
+        "device": args.device,
+        "prompt": args.prompt,
+        "new_tokens": args.new_tokens,
+        "compile": args.compile,
+    }
+    with (
+        MetricsRecorder("generate", **settings) as recorder,
+        tempfile.TemporaryDirectory(prefix="xf-genbench-") as tmp,
+    ):
         args.path = Path(tmp) / "llama"
         make_checkpoint(args.path, args.tiny)
         print(f"device={args.device} prompt={args.prompt} new={args.new_tokens} compile={args.compile}")
@@ -191,6 +202,7 @@ def main() -> None:
                 for _ in range(args.repeats):
                     for impl in results:  # alternate, so drift hits all three alike
                         results[impl].append(measure(args, impl, batch, dtype))
+                        recorder.record(impl, {"tokens_per_s": results[impl][-1]}, batch=batch, dtype=dtype)
                 xf, hf, loop = (statistics.median(results[k]) for k in ("xf", "hf", "loop"))
                 print(
                     f"{batch:>5} {dtype:>5} {xf:>10.1f} {hf:>10.1f} {loop:>10.1f} {xf / hf:>6.2f} {xf / loop:>7.2f}",

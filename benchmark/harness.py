@@ -1,5 +1,6 @@
-"""Shared machinery of the benchmarks: fresh processes, alternating rounds, medians, ratios, and a metrics
-recorder that the multi-commit runner (``benchmark/commits.py``) reads back.
+"""Shared machinery of the benchmarks: fresh processes, alternating rounds, medians, ratios, and (re-exported
+from ``metrics.py``) the ``MetricsRecorder`` every benchmark records through and ``benchmark/commits.py`` reads
+back.
 
 Every benchmark compares contenders (xf, transformers, a hand-written floor, ...) side by side in one run:
 each measurement happens in a fresh spawned interpreter, the contenders alternate round by round (so drift of
@@ -8,19 +9,19 @@ the machine hits all of them alike), and the medians are compared as ratios agai
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
-import platform
 import resource
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # so `metrics` imports however this file was loaded
+from metrics import MetricsRecorder, read_results
 
 __all__ = [
     "MetricsRecorder",
@@ -30,6 +31,7 @@ __all__ = [
     "medians",
     "peak_rss_bytes",
     "ratio_table",
+    "read_results",
 ]
 
 Metrics = dict[str, float]
@@ -97,53 +99,3 @@ def git_commit(cwd: str | os.PathLike[str] | None = None) -> str:
         return out.stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
-
-
-class MetricsRecorder:
-    """Collects one row per measurement and appends them as JSON lines.
-
-    The file is ``path``, else ``$XF_BENCH_RESULTS`` (set by ``benchmark/commits.py``), else nothing is written
-    and the rows only feed :meth:`summary`. Each row carries the benchmark name, the commit
-    (``$XF_BENCH_COMMIT`` or ``git rev-parse``), the contender, free-form labels and the metrics.
-    """
-
-    def __init__(self, benchmark: str, *, path: str | os.PathLike[str] | None = None) -> None:
-        self.benchmark = benchmark
-        target = path or os.environ.get("XF_BENCH_RESULTS")
-        self.path = Path(target) if target else None
-        self.commit = os.environ.get("XF_BENCH_COMMIT") or git_commit(Path(__file__).parent)
-        self.rows: list[dict[str, Any]] = []
-
-    def record(self, contender: str, metrics: Mapping[str, float], **labels: Any) -> None:
-        row = {
-            "benchmark": self.benchmark,
-            "commit": self.commit,
-            "contender": contender,
-            "labels": labels,
-            "metrics": dict(metrics),
-            "time": time.time(),
-            "machine": platform.node(),
-        }
-        self.rows.append(row)
-        if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a") as f:
-                f.write(json.dumps(row) + "\n")
-
-    def record_all(self, results: Mapping[str, Sequence[Metrics]], **labels: Any) -> None:
-        for contender, runs in results.items():
-            for run in runs:
-                self.record(contender, run, **labels)
-
-    def summary(self, **labels: Any) -> dict[str, Metrics]:
-        """Medians per contender over the rows whose labels include ``labels``."""
-        grouped: dict[str, list[Metrics]] = {}
-        for row in self.rows:
-            if all(row["labels"].get(k) == v for k, v in labels.items()):
-                grouped.setdefault(row["contender"], []).append(row["metrics"])
-        return medians(grouped)
-
-
-def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The rows a :class:`MetricsRecorder` appended to ``path``."""
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]

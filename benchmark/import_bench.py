@@ -34,7 +34,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--names", nargs="+", default=list(PAIRS), choices=list(PAIRS))
     args = parser.parse_args(argv)
-    recorder = MetricsRecorder("import")
+    with MetricsRecorder("import", rounds=args.rounds) as recorder:
+        run(args, recorder)
+
+
+def run(args: argparse.Namespace, recorder: MetricsRecorder) -> None:
     baseline = import_seconds("pass")
     print("| import | xf s | transformers s | xf/transformers |\n|---|---|---|---|")
     for name in args.names:

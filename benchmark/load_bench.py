@@ -28,6 +28,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+from metrics import MetricsRecorder  # benchmark/ is on sys.path: this file runs as a script
+
 SIZES = {
     "llama-120m": {
         "hidden_size": 768,
@@ -142,7 +144,7 @@ def checkpoint_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.glob("*.safetensors"))
 
 
-def bench_load(paths: dict[str, Path], rounds: int) -> None:
+def bench_load(paths: dict[str, Path], rounds: int, recorder: MetricsRecorder) -> None:
     print("\nfrom_pretrained in a fresh process (import + load), medians")
     print(
         f"{'checkpoint':24} {'xf s':>7} {'hf s':>7} {'ratio':>6} {'xf load-RSS':>12} {'hf load-RSS':>12} {'ckpt':>8}"
@@ -156,6 +158,16 @@ def bench_load(paths: dict[str, Path], rounds: int) -> None:
                 results[contender].append(
                     _run(_LOAD.format(imports=imports, load=load.format(path=str(path))))
                 )
+        recorder.record_all(
+            {
+                c: [
+                    {f"{k}_s" if k in ("wall", "load", "import") else f"{k}_bytes": v for k, v in r.items()}
+                    for r in rs
+                ]
+                for c, rs in results.items()
+            },
+            checkpoint=name,
+        )
         med = {c: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for c, rs in results.items()}
         size = checkpoint_bytes(path)
         xf, hf = med["xf"], med["transformers"]
@@ -169,13 +181,14 @@ def bench_load(paths: dict[str, Path], rounds: int) -> None:
         )
 
 
-def bench_forward(path: Path, rounds: int, reps: int) -> None:
+def bench_forward(path: Path, rounds: int, reps: int, recorder: MetricsRecorder) -> None:
     print(f"\nprefill of 512 tokens, batch 1 ({path.name}), median of {reps} per process, {rounds} processes")
     times: dict[str, list[float]] = {c: [] for c in CONTENDERS}
     for _ in range(rounds):
         for contender, (imports, load) in CONTENDERS.items():
             code = _FORWARD.format(imports=imports, load=load.format(path=str(path)), reps=reps)
             times[contender].append(_run(code)["prefill"])
+            recorder.record(contender, {"prefill_s": times[contender][-1]}, checkpoint=path.name, tokens=512)
     xf, hf = statistics.median(times["xf"]), statistics.median(times["transformers"])
     print(f"xf {xf * 1000:.1f} ms, transformers {hf * 1000:.1f} ms, speed ratio xf/hf {hf / xf:.2f}x")
 
@@ -190,8 +203,9 @@ def main() -> None:
     args.dir.mkdir(parents=True, exist_ok=True)
     ENV.update(_env(args.dir))
     paths = prepare(args.dir, skip_1b=args.skip_1b)
-    bench_load(paths, args.rounds)
-    bench_forward(paths["llama-120m-fp32"], args.rounds, args.reps)
+    with MetricsRecorder("load", rounds=args.rounds) as recorder:
+        bench_load(paths, args.rounds, recorder)
+        bench_forward(paths["llama-120m-fp32"], args.rounds, args.reps, recorder)
     print(
         textwrap.dedent("""
         goals: wall ratio <= 0.70; load-RSS <= 1.15x the checkpoint; prefill speed ratio >= 1.0x""")

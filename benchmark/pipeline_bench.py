@@ -22,6 +22,8 @@ import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
 
+from metrics import MetricsRecorder  # benchmark/ is on sys.path: this file runs as a script
+
 CONTENDERS = ("xf", "transformers")
 WORDS = [
     "the",
@@ -110,12 +112,16 @@ def main() -> None:
         "tput": {c: [] for c in CONTENDERS},
     }
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(1, mp_context=context, max_tasks_per_child=1) as pool:
+    recorder = MetricsRecorder("pipeline", texts=args.texts, threads=args.threads)
+    with recorder, ProcessPoolExecutor(1, mp_context=context, max_tasks_per_child=1) as pool:
         for _ in range(args.rounds):
             for who in CONTENDERS:
                 results["cold"][who].append(pool.submit(cold_start, who, args.model, args.threads).result())
                 results["tput"][who].append(
                     pool.submit(throughput, who, args.model, args.threads, args.texts).result()
+                )
+                recorder.record(
+                    who, {"cold_start_s": results["cold"][who][-1], "texts_per_s": results["tput"][who][-1]}
                 )
                 print(
                     f"  {who}: cold {results['cold'][who][-1]:.2f} s, {results['tput'][who][-1]:.0f} texts/s",

