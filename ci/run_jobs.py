@@ -58,7 +58,29 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"\n{len(timings) - len(failed)} jobs passed, {len(failed)} failed{': ' + ', '.join(failed) if failed else ''}"
     )
+    passed, failures, skipped = _test_counts([name for name, _, _ in timings])
+    # The last line, in the plain form CI reads: every test of every job together.
+    print(f"tests: {passed} passed, {failures} failed, {skipped} skipped")
     return 1 if failed else 0
+
+
+def _test_counts(job_names: list[str]) -> tuple[int, int, int]:
+    """(passed, failed or errored, skipped) summed over the JUnit reports the jobs wrote in test-results/."""
+    import xml.etree.ElementTree as ET
+
+    passed = failures = skipped = 0
+    for name in job_names:
+        report = ROOT / "test-results" / f"{name}.xml"
+        if not report.is_file():
+            continue
+        for suite in ET.parse(report).getroot().iter("testsuite"):
+            total = int(suite.get("tests", 0))
+            bad = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
+            skip = int(suite.get("skipped", 0))
+            passed += total - bad - skip
+            failures += bad
+            skipped += skip
+    return passed, failures, skipped
 
 
 if __name__ == "__main__":
