@@ -62,6 +62,12 @@ def _assert_from(pipe, directory: Path) -> None:
     assert pipe.tokenizer.model_max_length == max_length
 
 
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    """The cache is built here: nothing may reach for the Hub (a missing optional file must not retry)."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
 @pytest.fixture
 def config_reads(monkeypatch):
     """How often config.json is resolved (each read of it starts there)."""
