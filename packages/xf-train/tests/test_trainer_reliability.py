@@ -72,6 +72,20 @@ def test_a_run_with_no_step_is_refused_before_training(
         assert torch.equal(value, before[name]), name
 
 
+def test_an_empty_eval_dataset_is_refused(tiny_checkpoint, token_dataset, tmp_path):
+    def accuracy(prediction):
+        return {"accuracy": 1.0}
+
+    model = _model(tiny_checkpoint)
+    args = TrainingArguments(output_dir=str(tmp_path / "run"), eval_strategy="epoch", **COMMON)
+    trainer = Trainer(model, args, train_dataset=token_dataset, eval_dataset=[], compute_metrics=accuracy)
+    with pytest.raises(TrainingArgumentsError, match="eval_dataset is empty") as info:
+        trainer.train()  # refused before the first step, not after an epoch of training
+    assert info.value.key == "eval_dataset" and trainer.state.global_step == 0
+    with pytest.raises(TrainingArgumentsError, match="empty eval_dataset"):
+        trainer.evaluate()  # was an IndexError from inside evaluate()
+
+
 @pytest.mark.parametrize("name", ["per_device_train_batch_size", "gradient_accumulation_steps"])
 def test_sizes_changed_after_validation_are_refused_at_train(tiny_checkpoint, token_dataset, tmp_path, name):
     args = TrainingArguments(output_dir=str(tmp_path / "run"), **COMMON)

@@ -318,6 +318,12 @@ class Trainer:
                 "eval_strategy='no'.",
                 key="eval_strategy",
             )
+        if a.eval_strategy != "no" and len(self.eval_dataset) == 0:  # type: ignore[arg-type]
+            raise TrainingArgumentsError(
+                f"eval_strategy={a.eval_strategy!r} but eval_dataset is empty (0 rows), so no evaluation could "
+                "give a result; pass an eval_dataset with at least one example or set eval_strategy='no'.",
+                key="eval_dataset",
+            )
 
     def _train(self, resume_from_checkpoint: str | os.PathLike[str] | bool | None) -> TrainerState:
         a = self.args
@@ -410,6 +416,11 @@ class Trainer:
         dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
         if dataset is None:
             raise TrainingArgumentsError("Trainer.evaluate() needs an eval_dataset.", key="eval_dataset")
+        if len(dataset) == 0:
+            raise TrainingArgumentsError(
+                "Trainer.evaluate() got an empty eval_dataset (0 rows); pass at least one example.",
+                key="eval_dataset",
+            )
         self.model.eval()
         bs = self.args.per_device_eval_batch_size
         losses, logits, labels = [], [], []
