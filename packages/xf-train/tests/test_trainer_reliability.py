@@ -264,3 +264,37 @@ def test_os_error_from_logging_is_typed_and_names_the_file(tiny_checkpoint, toke
         trainer.train()
     assert isinstance(info.value, XfOSError) and str(log_file) in str(info.value)
     assert "disk is full" in str(info.value)
+
+
+@pytest.mark.parametrize("unreadable", ["optimizer.safetensors", "scheduler.json", "rng_state.safetensors"])
+def test_an_unreadable_state_file_on_resume_is_an_os_error_naming_it(
+    tiny_checkpoint, token_dataset, tmp_path, monkeypatch, unreadable
+):
+    args = TrainingArguments(output_dir=str(tmp_path / "run"), max_steps=2, save_steps=2, **COMMON)
+    Trainer(_model(tiny_checkpoint), args, train_dataset=token_dataset).train()
+    checkpoint = tmp_path / "run" / "checkpoint-2"
+
+    def denied(path):
+        return PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    real_safe_open, real_read_text = xf_train._state_io.safe_open, pathlib.Path.read_text
+
+    def safe_open(path, *a, **kw):
+        if Path(path).name == unreadable:
+            raise denied(path)
+        return real_safe_open(path, *a, **kw)
+
+    def read_text(self, *a, **kw):
+        if self.name == unreadable:
+            raise denied(self)
+        return real_read_text(self, *a, **kw)
+
+    monkeypatch.setattr(xf_train._state_io, "safe_open", safe_open)
+    monkeypatch.setattr(pathlib.Path, "read_text", read_text)
+    args = TrainingArguments(output_dir=str(tmp_path / "run"), max_steps=4, save_strategy="no", **COMMON)
+    with pytest.raises(XfOSError) as info:  # not "corrupt or truncated": the file may be fine
+        Trainer(_model(tiny_checkpoint), args, train_dataset=token_dataset).train(
+            resume_from_checkpoint=checkpoint
+        )
+    assert str(checkpoint / unreadable) in str(info.value) and "permission denied" in str(info.value)
+    assert info.value.errno == errno.EACCES

@@ -270,7 +270,7 @@ class Trainer:
         except OSError as e:
             if isinstance(e, XfError):
                 raise
-            raise os_error(e, e.filename or self.args.output_dir, "Trainer.train() writing") from e  # type: ignore[arg-type]
+            raise os_error(e, e.filename or self.args.output_dir, "Trainer.train(): using") from e  # type: ignore[arg-type]
         finally:
             if self._bar is not None:
                 self._bar.close()
