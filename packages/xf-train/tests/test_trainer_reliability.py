@@ -298,3 +298,19 @@ def test_an_unreadable_state_file_on_resume_is_an_os_error_naming_it(
         )
     assert str(checkpoint / unreadable) in str(info.value) and "permission denied" in str(info.value)
     assert info.value.errno == errno.EACCES
+
+
+def test_resuming_a_checkpoint_whose_swap_was_interrupted_names_the_parked_copy(
+    tiny_checkpoint, token_dataset, tmp_path
+):
+    args = TrainingArguments(output_dir=str(tmp_path / "run"), max_steps=2, save_steps=2, **COMMON)
+    Trainer(_model(tiny_checkpoint), args, train_dataset=token_dataset).train()
+    checkpoint = tmp_path / "run" / "checkpoint-2"
+    parked = (
+        tmp_path / "run" / ".checkpoint-2.xf-old-0123abcd"
+    )  # what the two-rename fallback leaves if killed
+    checkpoint.rename(parked)
+    trainer = Trainer(_model(tiny_checkpoint), args, train_dataset=token_dataset)
+    with pytest.raises(FileNotFoundError, match="interrupted") as info:
+        trainer.train(resume_from_checkpoint=checkpoint)
+    assert isinstance(info.value, XfError) and str(parked) in str(info.value)

@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from xf_core import atomic_directory, os_error
+from xf_core import atomic_directory, check_interrupted_save, os_error
 from xf_core.errors import XfError
 from xf_core.logging import get_logger, progress_bar
 from xf_load.heads import HeadKind, head_kind_of
@@ -537,6 +537,7 @@ class Trainer:
                 )
             return found[-1]
         path = Path(resume)  # type: ignore[arg-type]
+        check_interrupted_save(path)  # a save killed between its renames: say where the previous one is
         if not (path / TRAINER_STATE_NAME).is_file():
             raise CheckpointNotFoundError(
                 f"{path} is not a checkpoint: it has no {TRAINER_STATE_NAME}. Pass a checkpoint-<step> folder "
