@@ -10,7 +10,8 @@ A checkpoint downloaded from somewhere else must never run code when it is resum
 
 transformers' pickle files (``optimizer.pt``, ``scheduler.pt``, ``rng_state.pth``) are still read, but only
 through ``torch.load(weights_only=True)``: a file that needs anything beyond tensors and plain containers is
-refused with :class:`UnsafeCheckpointError` naming it.
+refused with :class:`UnsafeCheckpointError` naming it. A file the OS will not let us read (permission, I/O)
+is an :class:`~xf_core.errors.XfOSError` naming it, not a claim that the file is corrupt.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
+from xf_core import os_error
 from xf_train.errors import CheckpointNotFoundError, UnsafeCheckpointError
 
 __all__ = [
@@ -100,7 +102,11 @@ def load_scheduler_state(folder: Path, scheduler: torch.optim.lr_scheduler.LRSch
         scheduler.load_state_dict(_legacy_load(path))
         return
     try:
-        scheduler.load_state_dict(json.loads(path.read_text()))
+        text = path.read_text()
+    except OSError as e:
+        raise os_error(e, path, "reading the scheduler state") from e
+    try:
+        scheduler.load_state_dict(json.loads(text))
     except (ValueError, TypeError, KeyError) as e:
         raise UnsafeCheckpointError(
             f"{path} is not a scheduler state ({type(e).__name__}: {e}); delete the checkpoint folder or resume "
@@ -168,23 +174,39 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
         with safe_open(str(path), framework="pt") as f:
             meta = dict(f.metadata() or {})
         return load_file(str(path)), meta
-    except (SafetensorError, OSError, ValueError) as e:
-        raise UnsafeCheckpointError(
-            f"{path} is not a readable safetensors file ({e}); it is corrupt or truncated. Delete the "
-            "checkpoint folder or resume from an earlier one.",
-            path=str(path),
-        ) from e
+    except OSError as e:
+        if e.errno is not None:  # the OS refused the read (permission, I/O): the file may well be fine
+            raise os_error(e, path, "reading the checkpoint file") from e
+        raise _corrupt(path, e) from e
+    except (SafetensorError, ValueError) as e:
+        raise _corrupt(path, e) from e
+
+
+def _corrupt(path: Path, e: Exception) -> UnsafeCheckpointError:
+    return UnsafeCheckpointError(
+        f"{path} is not a readable safetensors file ({e}); it is corrupt or truncated. Delete the "
+        "checkpoint folder or resume from an earlier one.",
+        path=str(path),
+    )
 
 
 def _legacy_load(path: Path) -> Any:
     """A transformers pickle file, read with ``weights_only=True``: tensors and plain containers only."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
+    except OSError as e:
+        if e.errno is not None:  # the OS refused the read (permission, I/O): not a question of safety
+            raise os_error(e, path, "reading the checkpoint file") from e
+        raise _unsafe(path, e) from e
     except Exception as e:  # the weights-only unpickler raises UnpicklingError, RuntimeError, EOFError...
-        raise UnsafeCheckpointError(
-            f"{path} cannot be read safely: it needs more than tensors and plain containers to unpickle "
-            f"({type(e).__name__}), so it may run code. xf never unpickles code. If you trust and made this "
-            f"file yourself, convert it once in a separate script; otherwise delete {path.name} or resume "
-            "from another checkpoint.",
-            path=str(path),
-        ) from e
+        raise _unsafe(path, e) from e
+
+
+def _unsafe(path: Path, e: Exception) -> UnsafeCheckpointError:
+    return UnsafeCheckpointError(
+        f"{path} cannot be read safely: it needs more than tensors and plain containers to unpickle "
+        f"({type(e).__name__}), so it may run code. xf never unpickles code. If you trust and made this "
+        f"file yourself, convert it once in a separate script; otherwise delete {path.name} or resume "
+        "from another checkpoint.",
+        path=str(path),
+    )

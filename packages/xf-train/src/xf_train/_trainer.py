@@ -17,6 +17,7 @@ once, mismatches named). A model with no head kind, such as a plain ``nn.Module`
 
 from __future__ import annotations
 
+import errno
 import inspect
 import json
 import math
@@ -32,6 +33,8 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from xf_core import atomic_directory, check_interrupted_save, os_error
+from xf_core.errors import XfError
 from xf_core.logging import get_logger, progress_bar
 from xf_load.heads import HeadKind, head_kind_of
 from xf_train._collators import DataCollatorWithPadding, default_data_collator
@@ -44,7 +47,7 @@ from xf_train._state_io import (
     save_training_state,
 )
 from xf_train._training_args import TrainingArguments
-from xf_train.errors import CheckpointNotFoundError, TrainingArgumentsError
+from xf_train.errors import CheckpointNotFoundError, OutputDirError, TrainingArgumentsError
 
 __all__ = ["EvalPrediction", "Trainer", "TrainerState"]
 
@@ -103,6 +106,7 @@ class Trainer:
         ),
     ) -> None:
         self.args = args if args is not None else TrainingArguments()
+        _check_output_dir(self.args.output_dir)  # type: ignore[arg-type]  # as transformers: at init, not at the first save
         self.model = model
         self.train_dataset = train_dataset
         self.eval_dataset = eval_dataset
@@ -257,16 +261,73 @@ class Trainer:
     def train(self, resume_from_checkpoint: str | os.PathLike[str] | bool | None = None) -> TrainerState:
         """Run the loop for ``max_steps`` (or ``num_train_epochs``), logging, evaluating and saving on
         schedule; with ``resume_from_checkpoint`` (a folder, or True for the newest in output_dir) continue
-        that run exactly."""
+        that run exactly.
+
+        A run that would do nothing (no data, zero steps) is refused before the first step, and an OS failure
+        while saving (disk full, permission) is an :class:`~xf_core.errors.XfOSError` naming the path."""
+        try:
+            return self._train(resume_from_checkpoint)
+        except OSError as e:
+            if isinstance(e, XfError):
+                raise
+            raise os_error(e, e.filename or self.args.output_dir, "Trainer.train(): using") from e  # type: ignore[arg-type]
+        finally:
+            if self._bar is not None:
+                self._bar.close()
+                self._bar = None
+
+    def _check_run(self) -> None:
+        """Refuse, before any step, a run that cannot train: no data, no step, or unusable sizes (the
+        arguments may have been changed after they were validated)."""
         a = self.args
         if self.train_dataset is None:
             raise TrainingArgumentsError("Trainer.train() needs a train_dataset.", key="train_dataset")
+        for name in ("per_device_train_batch_size", "gradient_accumulation_steps"):
+            if getattr(a, name) < 1:
+                raise TrainingArgumentsError(
+                    f"TrainingArguments.{name}={getattr(a, name)!r} must be at least 1.", key=name
+                )
+        if len(self.train_dataset) == 0:
+            raise TrainingArgumentsError(
+                "train_dataset is empty (0 rows), so there is nothing to train on; pass a dataset with at "
+                "least one example.",
+                key="train_dataset",
+            )
+        if self.num_batches_per_epoch() == 0:
+            raise TrainingArgumentsError(
+                f"train_dataset has {len(self.train_dataset)} rows, fewer than per_device_train_batch_size="
+                f"{a.per_device_train_batch_size}, and dataloader_drop_last=True drops that only batch, so no "
+                "step would run; lower the batch size or set dataloader_drop_last=False.",
+                key="dataloader_drop_last",
+            )
+        if a.max_steps == 0:
+            raise TrainingArgumentsError(
+                "TrainingArguments.max_steps=0 runs no step; pass max_steps > 0, or -1 to train for "
+                "num_train_epochs.",
+                key="max_steps",
+            )
+        if a.max_steps < 0 and a.num_train_epochs <= 0:
+            raise TrainingArgumentsError(
+                f"TrainingArguments.num_train_epochs={a.num_train_epochs!r} with max_steps={a.max_steps} runs "
+                "no step; pass num_train_epochs > 0 or max_steps > 0.",
+                key="num_train_epochs",
+            )
         if a.eval_strategy != "no" and self.eval_dataset is None:
             raise TrainingArgumentsError(
                 f"eval_strategy={a.eval_strategy!r} but the Trainer has no eval_dataset; pass one or set "
                 "eval_strategy='no'.",
                 key="eval_strategy",
             )
+        if a.eval_strategy != "no" and len(self.eval_dataset) == 0:  # type: ignore[arg-type]
+            raise TrainingArgumentsError(
+                f"eval_strategy={a.eval_strategy!r} but eval_dataset is empty (0 rows), so no evaluation could "
+                "give a result; pass an eval_dataset with at least one example or set eval_strategy='no'.",
+                key="eval_dataset",
+            )
+
+    def _train(self, resume_from_checkpoint: str | os.PathLike[str] | bool | None) -> TrainerState:
+        a = self.args
+        self._check_run()
         per_epoch = max(1, math.ceil(self.num_batches_per_epoch() / a.gradient_accumulation_steps))
         max_steps = a.max_steps if a.max_steps > 0 else math.ceil(a.num_train_epochs * per_epoch)
         num_epochs = math.ceil(max_steps / per_epoch)
@@ -321,6 +382,7 @@ class Trainer:
             if self.state.global_step >= max_steps:
                 break
         self._bar.close()
+        self._bar = None
         runtime = time.perf_counter() - start
         steps_run = max(1, self.state.global_step - start_step)
         self.log(
@@ -354,6 +416,11 @@ class Trainer:
         dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
         if dataset is None:
             raise TrainingArgumentsError("Trainer.evaluate() needs an eval_dataset.", key="eval_dataset")
+        if len(dataset) == 0:
+            raise TrainingArgumentsError(
+                "Trainer.evaluate() got an empty eval_dataset (0 rows); pass at least one example.",
+                key="eval_dataset",
+            )
         self.model.eval()
         bs = self.args.per_device_eval_batch_size
         losses, logits, labels = [], [], []
@@ -380,19 +447,26 @@ class Trainer:
     # ---- saving ---------------------------------------------------------------------------------------------
 
     def save_model(self, output_dir: str | os.PathLike[str] | None = None) -> Path:
-        """Write the model (``save_pretrained``) and the tokenizer, if any, to ``output_dir``."""
+        """Write the model (``save_pretrained``) and the tokenizer, if any, to ``output_dir``, all or nothing:
+        the files are staged beside it and swapped in together (:func:`xf_core.atomic_directory`), so a
+        failed save (disk full, permission: an ``XfOSError`` naming the folder) leaves the previous one whole.
+        Entries of the folder this save does not write (checkpoints, a README) are kept."""
         out = Path(output_dir if output_dir is not None else self.args.output_dir)  # type: ignore[arg-type]
+        with atomic_directory(out, keep=_not_written_by_save_model, action="saving the model to") as stage:
+            self._write_model(stage)
+        return out
+
+    def _write_model(self, folder: Path) -> None:
         save = getattr(self.model, "save_pretrained", None)
         if save is None:
             raise TrainingArgumentsError(
                 f"{type(self.model).__name__} has no save_pretrained; save model.state_dict() yourself.",
                 key="model",
             )
-        save(out)
+        save(folder)
         if self.processing_class is not None and hasattr(self.processing_class, "save_pretrained"):
-            self.processing_class.save_pretrained(out)
-        (out / "training_args.json").write_text(self.args.to_json_string() + "\n")
-        return out
+            self.processing_class.save_pretrained(folder)
+        (folder / "training_args.json").write_text(self.args.to_json_string() + "\n")
 
     def create_model_card(
         self,
@@ -409,7 +483,6 @@ class Trainer:
         from xf_train._modelcard import model_card
 
         out = Path(self.args.output_dir)  # type: ignore[arg-type]
-        out.mkdir(parents=True, exist_ok=True)
         text = model_card(
             self,
             model_name=model_name or out.name,
@@ -419,22 +492,26 @@ class Trainer:
             finetuned_from=finetuned_from,
             dataset=dataset,
         )
-        (out / "README.md").write_text(text)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "README.md").write_text(text)
+        except OSError as e:
+            raise os_error(e, out / "README.md", "writing the model card") from e
         return out / "README.md"
 
     def save_checkpoint(self) -> Path:
-        """Write ``output_dir/checkpoint-<step>`` (through a temporary folder, renamed when complete) and
-        drop the oldest checkpoints beyond ``save_total_limit``."""
+        """Write ``output_dir/checkpoint-<step>`` whole: staged beside it and swapped in only when every file
+        is written (:func:`xf_core.atomic_directory`), so a failed save (an ``XfOSError`` naming the folder)
+        leaves any previous checkpoint intact and resumable. Then drop the oldest checkpoints beyond
+        ``save_total_limit``."""
         root = Path(self.args.output_dir)  # type: ignore[arg-type]
         final = root / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
-        tmp = root / f".{final.name}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        self.save_model(tmp)
-        if not self.args.save_only_model and self.optimizer is not None and self.lr_scheduler is not None:
-            save_training_state(tmp, self.optimizer, self.lr_scheduler)
-        self.state.save_to_json(tmp / TRAINER_STATE_NAME)
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
+        # a checkpoint is replaced whole: nothing of an older folder of the same step is carried over
+        with atomic_directory(final, keep=lambda name: False, action="saving the checkpoint") as stage:
+            self._write_model(stage)
+            if not self.args.save_only_model and self.optimizer is not None and self.lr_scheduler is not None:
+                save_training_state(stage, self.optimizer, self.lr_scheduler)
+            self.state.save_to_json(stage / TRAINER_STATE_NAME)
         self._rotate(root)
         self._emit("save", {"checkpoint": str(final)})
         return final
@@ -444,7 +521,10 @@ class Trainer:
         if limit is None:
             return
         for old in _sorted_checkpoints(root)[:-limit]:
-            shutil.rmtree(old)
+            try:
+                shutil.rmtree(old)
+            except OSError as e:
+                raise os_error(e, old, "removing the old checkpoint (save_total_limit)") from e
 
     def _find_checkpoint(self, resume: str | os.PathLike[str] | bool) -> Path:
         if resume is True:
@@ -457,6 +537,7 @@ class Trainer:
                 )
             return found[-1]
         path = Path(resume)  # type: ignore[arg-type]
+        check_interrupted_save(path)  # a save killed between its renames: say where the previous one is
         if not (path / TRAINER_STATE_NAME).is_file():
             raise CheckpointNotFoundError(
                 f"{path} is not a checkpoint: it has no {TRAINER_STATE_NAME}. Pass a checkpoint-<step> folder "
@@ -479,6 +560,47 @@ class Trainer:
         self.state.global_step, self.state.epoch = saved.global_step, saved.epoch
         self.state.log_history = saved.log_history
         logger.info("resumed from %s at step %d", path, saved.global_step)
+
+
+def _check_output_dir(output_dir: str) -> None:
+    """Refuse an ``output_dir`` that no save could write: a file in its place or on its path, or a nearest
+    existing directory without write permission. Nothing is created here."""
+    path = Path(output_dir).absolute()
+    if path.exists() and not path.is_dir():
+        raise OutputDirError(
+            f"TrainingArguments.output_dir={output_dir!r} is a file, not a directory; remove it or choose "
+            "another output_dir.",
+            path=str(path),
+            errno_=errno.ENOTDIR,
+        )
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputDirError(
+            f"TrainingArguments.output_dir={output_dir!r} cannot be created: {existing} on its path is a file, "
+            "not a directory; remove it or choose another output_dir.",
+            path=str(path),
+            errno_=errno.ENOTDIR,
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        where = "it" if existing == path else f"{existing}, where it would be created,"
+        raise OutputDirError(
+            f"TrainingArguments.output_dir={output_dir!r} is not writable: {where} denies write permission; "
+            "choose a directory you can write to or fix its permissions.",
+            path=str(path),
+            errno_=errno.EACCES,
+        )
+
+
+def _not_written_by_save_model(name: str) -> bool:
+    """Entries of a folder that :meth:`Trainer.save_model` carries over: everything but the config, the
+    weights (single, sharded, index) and training_args.json, so two saves never mix their weights."""
+    owned = name in ("config.json", "generation_config.json", "training_args.json")
+    weights = name.startswith(("model.", "model-", "pytorch_model")) and (
+        name.endswith((".safetensors", ".bin", ".index.json"))
+    )
+    return not (owned or weights)
 
 
 def _field(outputs: Any, name: str) -> Any:

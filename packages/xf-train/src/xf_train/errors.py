@@ -3,10 +3,11 @@ or file and the fix."""
 
 from __future__ import annotations
 
-from xf_core.errors import XfConfigError, XfFileNotFoundError, XfValueError
+from xf_core.errors import XfConfigError, XfFileNotFoundError, XfOSError, XfValueError
 
 __all__ = [
     "CheckpointNotFoundError",
+    "OutputDirError",
     "OverflowDetectedError",
     "TrainingArgumentsError",
     "UnsafeCheckpointError",
@@ -19,6 +20,11 @@ class TrainingArgumentsError(XfConfigError):
 
 class CheckpointNotFoundError(XfFileNotFoundError):
     """``resume_from_checkpoint`` points to no usable checkpoint-<step> folder."""
+
+
+class OutputDirError(XfOSError):
+    """``TrainingArguments.output_dir`` (``path``) cannot hold the run's saves: a file is in the way, or the
+    directory it would be created in is not writable. Raised by ``Trainer.__init__``, before any step runs."""
 
 
 class UnsafeCheckpointError(XfValueError):
