@@ -5,20 +5,33 @@ An entry point names a function ``setup(parser) -> handler``: it adds its argume
 ``argparse`` parser and returns ``handler(args) -> int``, the exit code. The first docstring line of ``setup``
 is the subcommand's one-line help. Entry points are loaded only to build the parser; their modules must
 stay cheap to import (no torch at module level).
+
+Failures a user can fix end as one line on stderr, never a traceback: an OS error (a missing file, permission
+denied, a full disk) or an xf error exits 1 with ``xf COMMAND: error: ...``; a closed stdout (``xf ... | head
+-1``) exits quietly with 141 (128 + SIGPIPE, what a shell reports for a command killed by SIGPIPE); Ctrl-C
+exits 130.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import platform
 import sys
 from collections.abc import Callable, Sequence
 from importlib import metadata
 from typing import Any
 
-__all__ = ["commands", "env_command", "main"]
+from xf_core._atomic import os_error
+from xf_core.errors import XfError
+
+__all__ = ["EXIT_BROKEN_PIPE", "EXIT_INTERRUPTED", "commands", "env_command", "main", "write_output"]
 
 Handler = Callable[[argparse.Namespace], int]
+
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
 
 
 def commands() -> dict[str, metadata.EntryPoint]:
@@ -40,9 +53,57 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return handlers[args.command](args)
+        code = handlers[args.command](args)
+        write_output("")  # a closed or full stdout fails here, not in the interpreter's exit
+        return code
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    except OSError as e:
+        _silence_stdout()  # what is left in stdout's buffer could fail again at exit
+        return _error_line(args.command, _os_error_text(e))
+    except XfError as e:
+        return _error_line(args.command, str(e))
+
+
+def write_output(text: str, stream: Any = None) -> None:
+    """Write ``text`` to stdout (or ``stream``) and flush; a full disk or other OS failure becomes an
+    :class:`~xf_core.errors.XfOSError` naming standard output (a closed pipe stays a BrokenPipeError)."""
+    stream = sys.stdout if stream is None else stream
+    try:
+        if text:
+            stream.write(text)
+        stream.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        raise os_error(e, "standard output", "writing the results to") from e
+
+
+def _os_error_text(error: OSError) -> str:
+    """One line naming the path: an xf error's own message, else the OS reason and the file."""
+    if isinstance(error, XfError):
+        return str(error)
+    reason = error.strerror or str(error) or type(error).__name__
+    return f"{reason}: {error.filename}" if error.filename else reason
+
+
+def _error_line(command: str, message: str) -> int:
+    first = message.strip().splitlines()[0] if message.strip() else "failed"
+    with contextlib.suppress(OSError):  # stderr itself may be closed
+        sys.stderr.write(f"xf {command}: error: {first}\n")
+        sys.stderr.flush()
+    return 1
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the unwritten rest of its buffer is dropped quietly at exit."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def env_command(parser: argparse.ArgumentParser) -> Handler:
@@ -50,8 +111,8 @@ def env_command(parser: argparse.ArgumentParser) -> Handler:
     del parser  # no options
 
     def run(args: argparse.Namespace) -> int:
-        for key, value in environment_report().items():
-            sys.stdout.write(f"{key}: {value}\n")
+        report = "".join(f"{key}: {value}\n" for key, value in environment_report().items())
+        write_output(report)
         return 0
 
     return run

@@ -152,11 +152,7 @@ class Pipeline:
         if device is not None and getattr(model, "hf_device_map", None) is None:
             self.model.to(self.device)
         self.model.eval()
-        if batch_size < 1:
-            raise PipelineParameterError(
-                f"batch_size must be >= 1, got {batch_size}.", task=self.task, parameter="batch_size"
-            )
-        self.batch_size = batch_size
+        self.batch_size = self._checked_batch_size(batch_size)
         self._defaults = self._checked_sanitize(kwargs)
 
     # -- to override -------------------------------------------------------------------------------
@@ -194,6 +190,17 @@ class Pipeline:
                 return value
         return 0
 
+    def _checked_batch_size(self, batch_size: Any) -> int:
+        """``batch_size`` if it is an int >= 1, else a :class:`PipelineParameterError` naming it."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise PipelineParameterError(
+                f"batch_size must be an int >= 1 (the number of inputs run through the model at once), got "
+                f"{batch_size!r}; pass batch_size=1 or more.",
+                task=self.task,
+                parameter="batch_size",
+            )
+        return batch_size
+
     def _checked_sanitize(
         self, kwargs: dict[str, Any]
     ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
@@ -211,13 +218,16 @@ class Pipeline:
         return self._sanitize_parameters(**kwargs)
 
     def __call__(self, inputs: Any, *, batch_size: int | None = None, **kwargs: Any) -> Any:
+        """Run the pipeline; keyword arguments override the construction-time defaults for this call only
+        (each call works on its own copies, so threads sharing a pipeline never see each other's settings).
+        An empty list gives ``[]``, as transformers."""
         pre, fwd, post = ({**d} for d in self._defaults)
         if kwargs:
             call_pre, call_fwd, call_post = self._checked_sanitize(kwargs)
             pre.update(call_pre)
             fwd.update(call_fwd)
             post.update(call_post)
-        size = batch_size or self.batch_size
+        size = self.batch_size if batch_size is None else self._checked_batch_size(batch_size)
         if self._is_single(inputs):
             return next(self._run(iter([inputs]), pre, fwd, post, 1))
         if isinstance(inputs, (list, tuple)):

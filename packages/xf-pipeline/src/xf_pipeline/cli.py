@@ -5,7 +5,8 @@ Stdin streams: a reader thread feeds a queue, a batch is cut when it is full or 
 ``--max-wait`` seconds, and each result is written (and flushed) as soon as its batch is done, so a person
 typing lines sees each answer at once. An input that fails (not UTF-8, rejected by the task) gets an error
 record ``{"input": N, "error": "..."}`` in its place and the run goes on (exit code 1 at the end);
-``--fail-fast`` stops at the first failure instead.
+``--fail-fast`` stops at the first failure instead. A stdout that fills the disk, or stdin that cannot be
+read, ends the run with one line naming it; a closed stdout (``| head -1``) ends it quietly (``xf`` exits 141).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from xf_core import os_error
+from xf_core.cli import write_output
 from xf_core.errors import XfError
 from xf_pipeline._registry import ALIASES, TASKS, normalize_task
 
@@ -58,7 +61,7 @@ class _BadInput:
 def _stdin_inputs(stream: TextIO) -> Iterator[tuple[int, Any]]:
     """(line number, input) per non-blank line; a line that is not UTF-8 becomes a :class:`_BadInput`."""
     raw: Iterable[bytes | str] = getattr(stream, "buffer", stream)
-    for number, line in enumerate(raw, 1):
+    for number, line in enumerate(_read_lines(raw), 1):
         if isinstance(line, bytes):
             try:
                 line = line.decode("utf-8")
@@ -68,6 +71,19 @@ def _stdin_inputs(stream: TextIO) -> Iterator[tuple[int, Any]]:
         line = line.rstrip("\r\n")
         if line.strip():
             yield number, _parse_input(line)
+
+
+def _read_lines(raw: Iterable[bytes | str]) -> Iterator[bytes | str]:
+    """The lines of stdin; an OS failure reading it (stdin is a directory, an I/O error) names stdin."""
+    lines = iter(raw)
+    while True:
+        try:
+            line = next(lines)
+        except StopIteration:
+            return
+        except OSError as e:
+            raise os_error(e, "standard input", "reading the inputs from") from e
+        yield line
 
 
 def _stream_batches(
@@ -229,11 +245,10 @@ def _run(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: TextIO
                     failed += 1
                     if args.fail_fast:
                         return _fail(stderr, f"input {number}: {result.reason}", 1)
-                    stdout.write(json.dumps({"input": number, "error": result.reason}, ensure_ascii=False))
+                    line = json.dumps({"input": number, "error": result.reason}, ensure_ascii=False)
                 else:
-                    stdout.write(json.dumps(result, ensure_ascii=False))
-                stdout.write("\n")
-                stdout.flush()
+                    line = json.dumps(result, ensure_ascii=False)
+                write_output(line + "\n", stdout)  # a full disk: XfOSError; a closed pipe: BrokenPipeError
                 bar.update(1)
     finally:
         bar.close()

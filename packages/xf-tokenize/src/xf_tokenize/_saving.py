@@ -1,22 +1,29 @@
 """``save_pretrained``: ``tokenizer.json``, ``tokenizer_config.json`` and ``chat_template.jinja``.
 
-What is written loads back identically with xf and with transformers. Each file is written beside its
-final name and renamed into place, so a reader never sees a half-written file.
+What is written loads back identically with xf and with transformers. The set is written all-or-nothing
+(:func:`xf_core.atomic_directory`): staged beside the directory and swapped in once complete, so a save killed
+half-way or stopped by a full disk leaves the previous tokenizer files as they were. Files the tokenizer does
+not own (a model's weights and ``config.json``) are carried over into the new directory.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from tokenizers import AddedToken, Tokenizer
 
+from xf_core import atomic_directory
 from xf_tokenize._special import SpecialTokens
 
 __all__ = ["save_tokenizer"]
+
+# The files a tokenizer save owns: replaced by each save, never carried over from the previous one (a
+# chat_template.jinja left from an earlier save would give a tokenizer saved without a template one).
+OWNED_FILES = frozenset({"tokenizer.json", "tokenizer_config.json", "chat_template.jinja"})
 
 
 def save_tokenizer(
@@ -34,41 +41,26 @@ def save_tokenizer(
     ``init_kwargs`` the keys it keeps as they were read.
     """
     directory = Path(save_directory)
-    if directory.is_file():
-        raise FileExistsError(f"{directory} is a file; pass a directory to save the tokenizer in")
-    directory.mkdir(parents=True, exist_ok=True)
-    written = []
-    tokenizer_file = directory / "tokenizer.json"
     copy = Tokenizer.from_str(backend.to_str())  # without the per-call padding/truncation of the original
     copy.no_truncation()
     copy.no_padding()
-    _replace(tokenizer_file, lambda tmp: copy.save(str(tmp)))
-    written.append(str(tokenizer_file))
-
     config = dict(init_kwargs)
     special.write_to(config)
     added: dict[int, AddedToken] = dict(sorted(backend.get_added_tokens_decoder().items()))
     config["added_tokens_decoder"] = {str(i): {**t.__getstate__()} for i, t in added.items()}
     config.update(settings)
     config.pop("chat_template", None)
-    if isinstance(chat_template, str):
-        path = directory / "chat_template.jinja"
-        _replace(path, lambda tmp: tmp.write_text(chat_template, encoding="utf-8"))
-        written.append(str(path))
-    elif isinstance(chat_template, dict):
+    if isinstance(chat_template, dict):
         config["chat_template"] = [{"name": k, "template": v} for k, v in chat_template.items()]
-    config_file = directory / "tokenizer_config.json"
     text = json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    _replace(config_file, lambda tmp: tmp.write_text(text, "utf-8"))
-    written.insert(0, str(config_file))
+
+    written = [str(directory / "tokenizer_config.json"), str(directory / "tokenizer.json")]
+    with atomic_directory(
+        directory, keep=lambda name: name not in OWNED_FILES, action="saving the tokenizer to"
+    ) as stage:
+        copy.save(str(stage / "tokenizer.json"))
+        if isinstance(chat_template, str):
+            (stage / "chat_template.jinja").write_text(chat_template, encoding="utf-8")
+            written.append(str(directory / "chat_template.jinja"))
+        (stage / "tokenizer_config.json").write_text(text, encoding="utf-8")
     return tuple(written)
-
-
-def _replace(path: Path, write: Callable[[Path], object]) -> None:
-    """Write ``path`` through ``write(temporary_path)`` beside it, then rename it into place."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

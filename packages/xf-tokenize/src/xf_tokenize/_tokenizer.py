@@ -10,6 +10,7 @@ Beside it: :mod:`._special` (the special tokens), :mod:`._strategies` (padding/t
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -107,6 +108,9 @@ class PreTrainedTokenizerFast(SpecialTokensMixin, ChatTemplateMixin):
         if tokenizer_object is None:
             tokenizer_object = read_tokenizer_file(Path(tokenizer_file))  # type: ignore[arg-type]
         self._tokenizer = tokenizer_object
+        # A call sets the backend's truncation, padding and special-token splitting, then encodes; the lock
+        # holds those steps together so threads sharing this tokenizer never encode with each other's settings.
+        self._lock = threading.Lock()
         self._special = SpecialTokens(
             bos_token=bos_token,
             eos_token=eos_token,
@@ -322,28 +326,29 @@ class PreTrainedTokenizerFast(SpecialTokensMixin, ChatTemplateMixin):
         else:
             inputs = [(text, text_pair)] if text_pair else [text]
             has_pair = bool(text_pair)
-        self._configure_backend(
-            strategies,
-            stride=stride,
-            pad_to_multiple_of=pad_to_multiple_of,
-            padding_side=padding_side,
-            pair=has_pair,
-        )
         split = self.split_special_tokens if split_special_tokens is None else split_special_tokens
-        if self._tokenizer.encode_special_tokens != split:
-            self._tokenizer.encode_special_tokens = split
-        try:
-            encodings = self._tokenizer.encode_batch(
-                inputs, add_special_tokens=add_special_tokens, is_pretokenized=is_split_into_words
+        with self._lock:
+            self._configure_backend(
+                strategies,
+                stride=stride,
+                pad_to_multiple_of=pad_to_multiple_of,
+                padding_side=padding_side,
+                pair=has_pair,
             )
-        except BaseException as e:  # a Rust panic (pyo3 PanicException) is a BaseException
-            if "runcat" in str(e) or "stride" in str(e):
-                raise TruncationError(
-                    f"cannot truncate to max_length={max_length} with stride={stride} and strategy {trunc!r}: "
-                    f"{str(e).splitlines()[0]}. Pass a larger max_length, a smaller stride, or another "
-                    "truncation strategy."
-                ) from e
-            raise
+            if self._tokenizer.encode_special_tokens != split:
+                self._tokenizer.encode_special_tokens = split
+            try:
+                encodings = self._tokenizer.encode_batch(
+                    inputs, add_special_tokens=add_special_tokens, is_pretokenized=is_split_into_words
+                )
+            except BaseException as e:  # a Rust panic (pyo3 PanicException) is a BaseException
+                if "runcat" in str(e) or "stride" in str(e):
+                    raise TruncationError(
+                        f"cannot truncate to max_length={max_length} with stride={stride} and strategy "
+                        f"{trunc!r}: {str(e).splitlines()[0]}. Pass a larger max_length, a smaller stride, or "
+                        "another truncation strategy."
+                    ) from e
+                raise
         wanted = {
             "token_type_ids": return_token_type_ids,
             "attention_mask": return_attention_mask,
@@ -558,6 +563,15 @@ class PreTrainedTokenizerFast(SpecialTokensMixin, ChatTemplateMixin):
             init_kwargs=self.init_kwargs,
             chat_template=self.chat_template,
         )
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        del state["_lock"]  # a lock cannot be pickled or copied; each copy gets its own
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return (

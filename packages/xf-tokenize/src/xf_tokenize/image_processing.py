@@ -15,6 +15,7 @@ naming the input.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -24,7 +25,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from xf_core import HubOptions, resolve_file
+from xf_core import HubOptions, os_error, resolve_file
 from xf_core.errors import XfConfigError
 from xf_core.lazy import require
 from xf_tokenize.errors import ImageProcessingError
@@ -283,12 +284,18 @@ class BaseImageProcessor:
         return cls.from_dict({**config, **kwargs})
 
     def save_pretrained(self, save_directory: str | os.PathLike[str]) -> Path:
+        """Write ``preprocessor_config.json`` (one file: written beside its name, then renamed into place)."""
         directory = Path(save_directory)
-        directory.mkdir(parents=True, exist_ok=True)
         path = directory / PREPROCESSOR_CONFIG
         tmp = directory / f".{PREPROCESSOR_CONFIG}.tmp"
-        tmp.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise os_error(e, directory, "saving the image processor to") from e
         return path
 
     # ---- processing -------------------------------------------------------------------------------------------
