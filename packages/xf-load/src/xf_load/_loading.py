@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from xf_core import HubOptions
+from xf_core import HubOptions, check_interrupted_save, is_local_path
 from xf_core.errors import XfConfigError
 from xf_core.logging import get_logger
 from xf_load._checkpoint import Checkpoint, TensorInfo, find_checkpoint
@@ -87,6 +87,8 @@ def load_pretrained(
 ) -> Any:
     """``cls.from_pretrained`` once its keywords are gathered into ``hub`` and ``load``."""
     tensor_parallel = tensor_parallel_hook(load)  # before any file is read: fails when none is installed
+    if is_local_path(path):
+        check_interrupted_save(path)  # a save killed between its two renames: say where the previous one is
     config = _resolve_config(cls, path, config, dict(config_overrides or {}), hub)
     if load.attn_implementation is not None:
         config.attn_implementation = load.attn_implementation
