@@ -16,6 +16,7 @@ _EXPORTS = {
     "AutoModelForSequenceClassification": "xf_load.auto",
     "AutoModelForTokenClassification": "xf_load.auto",
     "LoadOptions": "xf_load.options",
+    "check_device": "xf_load.options",
     "PretrainedConfig": "xf_load.configuration_utils",
     "PreTrainedModel": "xf_load.modeling_utils",
     "LlamaConfig": "xf_load.models.llama",
