@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -172,3 +173,12 @@ def test_saving_through_a_symlink_replaces_what_it_points_at(tmp_path):
     _tiny().save_pretrained(tmp_path / "link")
     assert (tmp_path / "link").is_symlink() and (real / "model.safetensors").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]
+
+
+def test_saving_into_the_working_directory_leaves_the_process_there(tmp_path, monkeypatch):
+    target = tmp_path / "here"
+    _tiny().save_pretrained(target)
+    (target / "sub").mkdir()
+    monkeypatch.chdir(target / "sub")
+    _tiny().save_pretrained("..")
+    assert Path.cwd() == target / "sub" and Path("../model.safetensors").is_file()

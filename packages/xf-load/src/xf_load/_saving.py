@@ -154,6 +154,7 @@ def save_model(
         else [f"{stem}-{i:05d}-of-{len(shards):05d}.{ext}" for i in range(1, len(shards) + 1)]
     )
     owned = _owned_by_a_model_save(variant)
+    cwd = os.getcwd()
     with atomic_directory(
         directory, keep=lambda name: not owned(name), action="saving the model to"
     ) as stage:
@@ -173,14 +174,18 @@ def save_model(
             }
             text = json.dumps(index, indent=2, sort_keys=True) + "\n"
             (stage / index_name).write_text(text, encoding="utf-8")
+    if Path(cwd).is_relative_to(
+        directory.absolute()
+    ):  # the process stood in the directory that was swapped out
+        os.chdir(cwd)  # the same path, now the new save
     return directory
 
 
 def _check_target(directory: Path) -> Path:
-    """``directory`` (a symlink resolved to what it points at), or a typed error naming the file that stands
-    where it or one of its parents should be a directory."""
-    if directory.is_symlink():
-        directory = directory.resolve()
+    """``directory`` as an absolute path without ``..`` (so the staging directory beside it is not inside it)
+    and a symlink resolved to what it points at, or a typed error naming the file that stands where it or
+    one of its parents should be a directory."""
+    directory = directory.resolve() if directory.is_symlink() else Path(os.path.abspath(directory))
     for path in (directory, *directory.parents):
         if path.exists() and not path.is_dir():
             where = "is a file" if path == directory else f"is a file, so {directory} cannot be created"
