@@ -148,3 +148,17 @@ def test_a_failed_write_leaves_the_previous_save_and_names_the_directory(tmp_pat
     _small(3.0).save_pretrained(target)  # a later save works and keeps the foreign file
     assert _generations(target) == {3.0} and (target / "tokenizer.json").read_text() == "{}"
     assert not list(target.glob("model-0000*"))  # the old shards are gone with the old save
+
+
+def test_loading_where_a_save_was_interrupted_between_its_renames_says_how_to_recover(tmp_path):
+    from xf_core.errors import XfFileNotFoundError
+
+    target = tmp_path / "model"
+    _small(1.0).save_pretrained(target)
+    parked = tmp_path / ".model.xf-old-0123abcd"  # what the two-rename fallback leaves if killed between them
+    target.rename(parked)
+    with pytest.raises(XfFileNotFoundError, match="interrupted") as info:
+        AutoModelForCausalLM.from_pretrained(target)
+    assert f"mv '{parked}' '{target}'" in str(info.value)
+    parked.rename(target)
+    assert _generations(target) == {1.0} and AutoModelForCausalLM.from_pretrained(target) is not None

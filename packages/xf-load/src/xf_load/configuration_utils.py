@@ -414,12 +414,16 @@ class PretrainedConfig:
 
 def resolve_config_file(path_or_repo_id: str | os.PathLike[str], *, hub: HubOptions | None = None) -> Path:
     """The local path of ``config.json``; a missing file says that the config file is what is missing."""
-    from xf_core import is_local_path
+    from xf_core import check_interrupted_save, is_local_path
     from xf_core.errors import XfFileNotFoundError
 
     hub = hub or HubOptions()
     subfolder = hub.subfolder
     local = is_local_path(path_or_repo_id)
+    if local:
+        check_interrupted_save(
+            path_or_repo_id
+        )  # a save killed between its renames: say where the last one is
     # For a Hub repo the resolver's own message says why the file is missing (offline, no such repo, ...).
     path = resolve_file(path_or_repo_id, CONFIG_NAME, hub=hub, missing_ok=local)
     if path is None and local:
