@@ -127,3 +127,14 @@ def test_sigkill_at_random_moments_never_leaves_a_mix(tmp_path):
         check_interrupted_save(target)
         contents = set(_read(target).values())
         assert len(_read(target)) == 40 and len(contents) == 1, "files from two saves are mixed"
+
+
+def test_dotdot_target_and_a_process_standing_inside(tmp_path, monkeypatch):
+    target = tmp_path / "model"
+    with atomic_directory(tmp_path / "model" / "sub" / "..") as stage:  # names "model" itself
+        _write(stage, {"a": "1"})
+    assert _read(target) == {"a": "1"} and sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    monkeypatch.chdir(target)
+    with atomic_directory(target) as stage:
+        _write(stage, {"a": "2"})
+    assert Path(os.getcwd()) == target and Path("a").read_text() == "2"  # the new directory, same path

@@ -99,7 +99,7 @@ def atomic_directory(
     not write itself); by default all of them. If the body raises, the stage is removed and ``target`` is
     untouched. OS failures (disk full, permission) raise :class:`XfOSError` naming the directory.
     """
-    target = Path(target).absolute()
+    target = Path(os.path.abspath(target))  # "a/b/.." is "a": the stage must be a sibling, never inside
     stage = target.parent / f".{target.name}{_STAGE}{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -129,6 +129,7 @@ def atomic_directory(
             _fsync_dir(stage)
             os.rename(stage, target)
         _fsync_dir(target.parent)
+        _return_to(target)
     except OSError as e:
         shutil.rmtree(stage, ignore_errors=True)
         if isinstance(e, XfOSError):
@@ -137,6 +138,18 @@ def atomic_directory(
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
+
+
+def _return_to(target: Path) -> None:
+    """A process standing in the replaced directory (or below it) is moved to the same path in the new one."""
+    try:
+        cwd = Path(os.getcwd())
+    except FileNotFoundError:  # the old directory is gone: its path now names the new one
+        os.chdir(target)
+        return
+    if cwd == target or target in cwd.parents:
+        with contextlib.suppress(OSError):
+            os.chdir(cwd if cwd.exists() else target)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -16,6 +16,7 @@ _EXPORTS = {
     "AutoModelForSequenceClassification": "xf_load.auto",
     "AutoModelForTokenClassification": "xf_load.auto",
     "LoadOptions": "xf_load.options",
+    "check_device": "xf_load.options",
     "HeadKind": "xf_load.heads",
     "architecture_head_kind": "xf_load.heads",
     "head_kind_of": "xf_load.heads",

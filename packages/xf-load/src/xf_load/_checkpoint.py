@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from xf_core import HubOptions, resolve_file
+from xf_core import HubOptions, is_local_path, resolve_file
 from xf_load.errors import CheckpointError, CheckpointNotFoundError
 
 __all__ = [
@@ -89,26 +89,50 @@ class SafetensorsFile:
     ) -> torch.Tensor:
         """The tensor ``key``, converted to ``dtype`` and placed on ``device``."""
         info = self.tensors[key]
-        if self._file is None:
-            self._file = open(self.path, "rb", buffering=0)  # noqa: SIM115 (kept open across reads)
         out = torch.empty(info.shape, dtype=info.dtype)
         nbytes = info.end - info.begin
-        if nbytes:
-            self._file.seek(info.begin)
-            view = memoryview(out.view(-1).view(torch.uint8).numpy())
-            got = 0
-            while got < nbytes:
-                n = self._file.readinto(view[got:])
-                if not n:
-                    raise CheckpointError(
-                        f"{self.path} ended while reading tensor {key!r}; the file is truncated, re-download it.",
-                        file=str(self.path),
-                        key=key,
-                    )
-                got += n
+        try:
+            if self._file is None:
+                self._file = open(self.path, "rb", buffering=0)  # noqa: SIM115 (kept open across reads)
+            if nbytes:
+                self._file.seek(info.begin)
+                self._read_into(memoryview(out.view(-1).view(torch.uint8).numpy()), nbytes, key)
+        except OSError as e:
+            if isinstance(e, CheckpointError):
+                raise
+            raise unreadable(self.path, e, key=key) from e
         if dtype is not None and out.is_floating_point() and out.dtype != dtype:
             out = out.to(dtype)
         return out.to(device) if torch.device(device).type != "cpu" else out
+
+    def _read_into(self, view: memoryview, nbytes: int, key: str) -> None:
+        assert self._file is not None
+        got = 0
+        while got < nbytes:
+            n = self._file.readinto(view[got:])
+            if not n:
+                raise CheckpointError(
+                    f"{self.path} ended while reading tensor {key!r}; the file is truncated, re-download it.",
+                    file=str(self.path),
+                    key=key,
+                )
+            got += n
+
+
+def unreadable(path: Path, error: OSError, *, key: str | None = None) -> CheckpointError:
+    """A typed error for a weights file the OS would not let us read (permissions, a directory, I/O)."""
+    why = (
+        "it is a directory, not a file"
+        if isinstance(error, IsADirectoryError)
+        else error.strerror or str(error)
+    )
+    reading = f" (reading tensor {key!r})" if key else ""
+    return CheckpointError(
+        f"{path} cannot be read{reading}: {why}. Check that it is a file you may read (its permissions), or "
+        "re-download the checkpoint.",
+        file=str(path),
+        key=key,
+    )
 
 
 def _read_header(path: Path) -> tuple[dict[str, TensorInfo], dict[str, str]]:
@@ -131,6 +155,10 @@ def _read_header(path: Path) -> tuple[dict[str, TensorInfo], dict[str, str]]:
             raw = f.read(n)
     except FileNotFoundError as e:
         raise CheckpointNotFoundError(f"no such file: {path}", path=str(path), filename=path.name) from e
+    except OSError as e:
+        if isinstance(e, CheckpointError):
+            raise
+        raise unreadable(path, e) from e
     try:
         header = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -260,6 +288,7 @@ def find_checkpoint(
         path = resolve_file(path_or_repo_id, variant_name(single, variant), missing_ok=True, hub=hub)
         if path is not None:
             return Checkpoint(files=[path], is_safetensors=safe)
+        _check_not_a_directory(path_or_repo_id, subfolder, variant_name(single, variant))
         index_path = resolve_file(path_or_repo_id, variant_name(index, variant), missing_ok=True, hub=hub)
         if index_path is not None:
             return _sharded(path_or_repo_id, index_path, hub, safe)
@@ -282,6 +311,16 @@ def find_checkpoint(
         path=str(path_or_repo_id),
         filename=names[0],
     )
+
+
+def _check_not_a_directory(path_or_repo_id: str | os.PathLike[str], subfolder: str | None, name: str) -> None:
+    """A local weights name that exists but is not a file is an unreadable file, not a missing one."""
+    if not is_local_path(path_or_repo_id):
+        return
+    folder = Path(os.path.expanduser(str(path_or_repo_id)))
+    path = folder / subfolder / name if subfolder else folder / name
+    if path.exists() and not path.is_file():
+        raise unreadable(path, IsADirectoryError(21, "Is a directory", str(path)))
 
 
 def _sharded(

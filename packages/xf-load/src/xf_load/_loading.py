@@ -20,15 +20,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from xf_core import HubOptions
+from xf_core import HubOptions, check_interrupted_save, is_local_path
 from xf_core.errors import XfConfigError
 from xf_core.logging import get_logger
 from xf_load._checkpoint import Checkpoint, TensorInfo, find_checkpoint
 from xf_load.configuration_utils import PretrainedConfig, dtype_to_str
-from xf_load.errors import ShapeMismatchError
+from xf_load.errors import DtypeMismatchError, ShapeMismatchError
 from xf_load.initialization import skip_torch_init
 from xf_load.options import AUTO_DEVICE_MAPS as _AUTO_MAPS
-from xf_load.options import LoadOptions, tensor_parallel_hook
+from xf_load.options import LoadOptions, check_device, tensor_parallel_hook
 from xf_load.quantizers import Quantizer, get_quantizer
 
 __all__ = ["LoadingInfo", "load_pretrained", "resolve_dtype"]
@@ -87,6 +87,8 @@ def load_pretrained(
 ) -> Any:
     """``cls.from_pretrained`` once its keywords are gathered into ``hub`` and ``load``."""
     tensor_parallel = tensor_parallel_hook(load)  # before any file is read: fails when none is installed
+    if is_local_path(path):
+        check_interrupted_save(path)  # a save killed between its two renames: say where the previous one is
     config = _resolve_config(cls, path, config, dict(config_overrides or {}), hub)
     if load.attn_implementation is not None:
         config.attn_implementation = load.attn_implementation
@@ -146,6 +148,23 @@ def load_pretrained(
                     )
                 info.mismatched_keys.append((ckpt_key, found.shape, tuple(current.shape)))
                 continue
+            if (
+                not quantized
+                and name in params
+                and current.is_floating_point()
+                and not found.dtype.is_floating_point
+            ):
+                file = str(checkpoint.key_to_file.get(ckpt_key, checkpoint.files[0]))
+                raise DtypeMismatchError(
+                    f"{ckpt_key!r} in {file} is stored as {str(found.dtype).removeprefix('torch.')} but the model's "
+                    f"{name} is a floating-point parameter ({str(current.dtype).removeprefix('torch.')}); the file "
+                    "was written wrongly or belongs to a quantized model (then its config.json needs the "
+                    "quantization_config). Re-save or re-download the checkpoint.",
+                    key=ckpt_key,
+                    file=file,
+                    expected=current.dtype,
+                    found=found.dtype,
+                )
             device = devices(name)
             target = torch_dtype if current.is_floating_point() and found.dtype.is_floating_point else None
             if device == "disk":
@@ -361,21 +380,9 @@ class _Devices:
 
 
 def _device_str(device: Any) -> str:
-    if isinstance(device, int):
-        return f"cuda:{device}"
-    text = str(device)
-    if text == "disk":
-        return text
-    try:
-        parsed = torch.device(text)
-    except RuntimeError as e:
-        raise XfConfigError(f"device_map value {device!r} is not a device: {e}", key="device_map") from e
-    if parsed.type == "cuda" and not torch.cuda.is_available():
-        raise XfConfigError(
-            f"device_map asks for {text} but torch sees no CUDA device; use device_map='cpu' (or 'auto').",
-            key="device_map",
-        )
-    return str(parsed)
+    if device == "disk":
+        return device
+    return check_device(device, key="device_map")
 
 
 def _device_plan(

@@ -1,19 +1,22 @@
 """``save_pretrained``: config.json, generation_config.json and safetensors weights (sharded with an index
-above ``max_shard_size``), tied duplicates dropped, stale shards removed, every file written under a temporary
-name and renamed into place."""
+above ``max_shard_size``), tied duplicates dropped, written as one set: staged beside the target directory and
+swapped in whole, so a killed or failed save leaves the previous one loadable."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from xf_core.errors import XfValueError
+from xf_core import atomic_directory
+from xf_core.errors import XfOSError, XfValueError
 from xf_core.logging import get_logger
 from xf_load._checkpoint import (
     DTYPE_CODES,
@@ -23,7 +26,8 @@ from xf_load._checkpoint import (
     WEIGHTS_NAME,
     variant_name,
 )
-from xf_load.configuration_utils import dtype_to_str
+from xf_load.configuration_utils import CONFIG_NAME, dtype_to_str
+from xf_load.generation._config import GENERATION_CONFIG_NAME
 
 __all__ = ["parse_size", "save_model", "save_safetensors"]
 
@@ -116,16 +120,6 @@ def _shards(state: dict[str, torch.Tensor], max_bytes: int) -> list[dict[str, to
     return shards
 
 
-def _write_atomic(directory: Path, name: str, write) -> None:
-    tmp = directory / f".tmp-{name}"
-    try:
-        write(tmp)
-        os.replace(tmp, directory / name)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def save_model(
     model: nn.Module,
     save_directory: str | os.PathLike[str],
@@ -135,24 +129,20 @@ def save_model(
     variant: str | None,
     state_dict: dict[str, torch.Tensor] | None,
 ) -> Path:
-    directory = Path(save_directory)
-    if directory.is_file():
-        raise XfValueError(f"{directory} is a file; save_pretrained needs a directory.")
+    """Write the whole save (config, generation config, weights, index) into a staging directory beside
+    ``save_directory`` and swap it in at the end (:func:`xf_core.atomic_directory`): a save stopped at any
+    moment leaves the previous one intact. Files of the previous save that a model save does not own (a
+    tokenizer, a README) are carried over; its config and weights of the same variant are replaced."""
+    directory = _check_target(Path(save_directory))
     quantizer = model.hf_quantizer
     if quantizer is not None and not quantizer.is_serializable:
         raise XfValueError(
             f"this model is quantized with {quantizer.quant_method!r}, which cannot be saved; save the model before "
             "quantizing it."
         )
-    directory.mkdir(parents=True, exist_ok=True)
     config = model.config
     config.architectures = [type(model).__name__]
     config.dtype = dtype_to_str(model.dtype)
-    config.save_pretrained(directory)
-    generation_config = getattr(model, "generation_config", None)
-    if generation_config is not None and hasattr(generation_config, "save_pretrained"):
-        generation_config.save_pretrained(directory)
-
     state = _state_dict_to_save(model, state_dict)
     single = variant_name(SAFE_WEIGHTS_NAME if safe_serialization else WEIGHTS_NAME, variant)
     index_name = variant_name(SAFE_WEIGHTS_INDEX_NAME if safe_serialization else WEIGHTS_INDEX_NAME, variant)
@@ -163,34 +153,64 @@ def save_model(
         if len(shards) == 1
         else [f"{stem}-{i:05d}-of-{len(shards):05d}.{ext}" for i in range(1, len(shards) + 1)]
     )
-
-    def writer(shard: dict[str, torch.Tensor]):
-        if safe_serialization:
-            return lambda path: save_safetensors(shard, path)
-        return lambda path: torch.save({k: v.detach().cpu().contiguous() for k, v in shard.items()}, path)
-
-    for shard, name in zip(shards, names):
-        _write_atomic(directory, name, writer(shard))
-    if len(shards) > 1:
-        index = {
-            "metadata": {"total_size": sum(t.numel() * t.element_size() for t in state.values())},
-            "weight_map": {k: name for shard, name in zip(shards, names) for k in sorted(shard)},
-        }
-        text = json.dumps(index, indent=2, sort_keys=True) + "\n"
-        _write_atomic(directory, index_name, lambda path: Path(path).write_text(text, encoding="utf-8"))
-    _remove_stale(
-        directory, single, index_name, keep=set(names) | ({index_name} if len(shards) > 1 else set())
-    )
+    owned = _owned_by_a_model_save(variant)
+    cwd = os.getcwd()
+    with atomic_directory(
+        directory, keep=lambda name: not owned(name), action="saving the model to"
+    ) as stage:
+        config.save_pretrained(stage)
+        generation_config = getattr(model, "generation_config", None)
+        if generation_config is not None and hasattr(generation_config, "save_pretrained"):
+            generation_config.save_pretrained(stage)
+        for shard, name in zip(shards, names):
+            if safe_serialization:
+                save_safetensors(shard, stage / name)
+            else:
+                torch.save({k: v.detach().cpu().contiguous() for k, v in shard.items()}, stage / name)
+        if len(shards) > 1:
+            index = {
+                "metadata": {"total_size": sum(t.numel() * t.element_size() for t in state.values())},
+                "weight_map": {k: name for shard, name in zip(shards, names) for k in sorted(shard)},
+            }
+            text = json.dumps(index, indent=2, sort_keys=True) + "\n"
+            (stage / index_name).write_text(text, encoding="utf-8")
+    if Path(cwd).is_relative_to(
+        directory.absolute()
+    ):  # the process stood in the directory that was swapped out
+        os.chdir(cwd)  # the same path, now the new save
     return directory
 
 
-def _remove_stale(directory: Path, single: str, index_name: str, keep: set[str]) -> None:
-    """Delete weight files of an earlier save with the same name pattern that this save did not write."""
-    stem, _, ext = single.rpartition(".")
-    pattern = re.compile(rf"^{re.escape(stem)}(-\d{{5}}-of-\d{{5}})?\.{re.escape(ext)}$")
-    for path in directory.iterdir():
-        if path.name in keep:
-            continue
-        if pattern.match(path.name) or path.name == index_name:
-            logger.info("removing %s left by an earlier save", path)
-            path.unlink()
+def _check_target(directory: Path) -> Path:
+    """``directory`` as an absolute path without ``..`` (so the staging directory beside it is not inside it)
+    and a symlink resolved to what it points at, or a typed error naming the file that stands where it or
+    one of its parents should be a directory."""
+    directory = directory.resolve() if directory.is_symlink() else Path(os.path.abspath(directory))
+    for path in (directory, *directory.parents):
+        if path.exists() and not path.is_dir():
+            where = "is a file" if path == directory else f"is a file, so {directory} cannot be created"
+            raise XfOSError(
+                f"saving the model to {directory} failed: {path} {where}; remove it or pick another directory.",
+                path=str(directory),
+                errno_=errno.EEXIST if path == directory else errno.ENOTDIR,
+            )
+        if path.exists():
+            break
+    return directory
+
+
+def _owned_by_a_model_save(variant: str | None) -> Callable[[str], bool]:
+    """Which names in a save directory a model save of ``variant`` writes: config.json,
+    generation_config.json, and every weight file (single or shard, safetensors or pickle) and index of that
+    variant. Earlier files of these names are dropped by the next save; everything else is kept."""
+    weights = []
+    for single, index in ((SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME), (WEIGHTS_NAME, WEIGHTS_INDEX_NAME)):
+        stem, _, ext = variant_name(single, variant).rpartition(".")
+        weights.append(re.compile(rf"{re.escape(stem)}(-\d{{5}}-of-\d{{5}})?\.{re.escape(ext)}"))
+        weights.append(re.compile(re.escape(variant_name(index, variant))))
+    fixed = {CONFIG_NAME, GENERATION_CONFIG_NAME}
+
+    def owned(name: str) -> bool:
+        return name in fixed or any(p.fullmatch(name) for p in weights)
+
+    return owned

@@ -16,16 +16,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
 from xf_core import HubOptions, resolve_file
-from xf_core.errors import XfConfigError
+from xf_core.errors import XfConfigError, XfOSError
 
 __all__ = [
     "CONFIG_NAME",
     "PretrainedConfig",
+    "check_field_types",
     "dtype_to_str",
     "load_json",
     "pop_legacy_dtype",
@@ -99,6 +102,20 @@ def load_json(path: str | os.PathLike[str], *, what: str = "JSON file") -> dict[
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
+    except (OSError, UnicodeDecodeError) as e:
+        if isinstance(e, FileNotFoundError):
+            raise
+        why = (
+            "it is a directory, not a file"
+            if isinstance(e, IsADirectoryError)
+            else getattr(e, "strerror", None) or e
+        )
+        raise XfOSError(
+            f"{path} cannot be read: {why}. Check that it is a file you may read (its permissions), or re-download "
+            f"the {what}.",
+            path=str(path),
+            errno_=getattr(e, "errno", None),
+        ) from e
     except json.JSONDecodeError as e:
         raise XfConfigError(
             f"{path} is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); fix or re-download the "
@@ -108,6 +125,64 @@ def load_json(path: str | os.PathLike[str], *, what: str = "JSON file") -> dict[
     if not isinstance(data, dict):
         raise XfConfigError(f"{path} must hold a JSON object, not {type(data).__name__}.", file=str(path))
     return data
+
+
+_SCALARS: dict[Any, str] = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+def _field_kinds(cls: type) -> dict[str, tuple[Any, ...]]:
+    """``{field: accepted kinds}`` for the fields of ``cls`` declared with int, float, bool or str (alone, in a
+    union, or with None); fields of any other type are not checked here. Computed once per class."""
+    kinds = cls.__dict__.get("_xf_field_kinds")
+    if kinds is not None:
+        return kinds
+    hints = typing.get_type_hints(cls)
+    kinds = {}
+    for f in dataclasses.fields(cls):
+        if f.name == "dtype":  # a torch.dtype or any of its names: dtype_to_str checks it
+            continue
+        hint = hints.get(f.name)
+        members = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+        accepted: list[Any] = []
+        for member in members:
+            origin = typing.get_origin(member) or member
+            if member is type(None):
+                accepted.append(None)
+            elif member in _SCALARS or origin in (list, dict, tuple):
+                accepted.append(origin)
+            else:  # Any, a class, a Literal: not a simple kind, leave the field to its own checks
+                break
+        else:
+            if any(a in _SCALARS for a in accepted):
+                kinds[f.name] = tuple(accepted)
+    type.__setattr__(cls, "_xf_field_kinds", kinds)
+    return kinds
+
+
+def _is_kind(value: Any, kind: Any) -> bool:
+    if kind is None:
+        return value is None
+    if kind is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+def check_field_types(cls: type, values: dict[str, Any]) -> None:
+    """Raise :class:`XfConfigError` naming the key and the value when one of ``values`` does not have the type
+    its field declares (``hidden_size: "abc"``). Fields of int, float, bool and str (or unions of them with
+    None, lists, dicts) are checked; an int is accepted where a float is declared."""
+    kinds = _field_kinds(cls)
+    for name, value in values.items():
+        accepted = kinds.get(name)
+        if accepted is None or any(_is_kind(value, kind) for kind in accepted):
+            continue
+        names = [_SCALARS.get(k) or ("null" if k is None else f"a {k.__name__}") for k in accepted]
+        raise XfConfigError(
+            f"{name}={value!r} must be {' or '.join(names)}, not {type(value).__name__}; fix the value.",
+            key=name,
+        )
 
 
 @dataclass(kw_only=True)
@@ -140,6 +215,7 @@ class PretrainedConfig:
     name_or_path: str = field(default="", repr=False, compare=False, metadata={"serialize": False})
 
     def __post_init__(self) -> None:
+        check_field_types(type(self), {f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
         if self.dtype is not None:
             self.dtype = dtype_to_str(self.dtype)
         self.id2label = {int(k): v for k, v in (self.id2label or {}).items()}
@@ -242,6 +318,7 @@ class PretrainedConfig:
             kwargs.pop("label2id", None)
         if kwargs.get("label2id") is None:
             kwargs.pop("label2id", None)
+        check_field_types(cls, kwargs)  # before a family's __post_init__ computes with the values
         config = cls(**kwargs, extra=extra)
         config.name_or_path = str(data.get("_name_or_path", ""))
         return config
@@ -337,14 +414,23 @@ class PretrainedConfig:
 
 def resolve_config_file(path_or_repo_id: str | os.PathLike[str], *, hub: HubOptions | None = None) -> Path:
     """The local path of ``config.json``; a missing file says that the config file is what is missing."""
-    from xf_core import is_local_path
+    from xf_core import check_interrupted_save, is_local_path
     from xf_core.errors import XfFileNotFoundError
 
     hub = hub or HubOptions()
     subfolder = hub.subfolder
     local = is_local_path(path_or_repo_id)
+    if local:
+        check_interrupted_save(
+            path_or_repo_id
+        )  # a save killed between its renames: say where the last one is
     # For a Hub repo the resolver's own message says why the file is missing (offline, no such repo, ...).
     path = resolve_file(path_or_repo_id, CONFIG_NAME, hub=hub, missing_ok=local)
+    if path is None and local:
+        folder = Path(os.path.expanduser(str(path_or_repo_id)))
+        there = folder / subfolder / CONFIG_NAME if subfolder else folder / CONFIG_NAME
+        if there.exists():  # but not a file
+            load_json(there, what="model config")  # raises the "cannot be read" error naming it
     if path is None:
         where = f"{path_or_repo_id}/{subfolder}" if subfolder else str(path_or_repo_id)
         raise XfFileNotFoundError(

@@ -3,12 +3,16 @@ key and the fix."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from xf_core.errors import MissingDependencyError, XfConfigError, XfError, XfFileNotFoundError, XfValueError
 
 __all__ = [
     "CheckpointError",
     "CheckpointMismatchError",
     "CheckpointNotFoundError",
+    "DeviceError",
+    "DtypeMismatchError",
     "LoadOptionsError",
     "MissingDependencyError",
     "QuantizationError",
@@ -60,6 +64,17 @@ class ShapeMismatchError(XfValueError):
         self.found = found
 
 
+class DtypeMismatchError(XfValueError):
+    """A checkpoint tensor's dtype cannot be loaded into its parameter (an integer tensor for a float weight)."""
+
+    def __init__(self, message: str, *, key: str, file: str | None, expected: Any, found: Any) -> None:
+        super().__init__(message)
+        self.key = key
+        self.file = file
+        self.expected = expected
+        self.found = found
+
+
 class UnknownModelTypeError(XfConfigError):
     """config.json names a model_type (or an architecture) that xf-load has no family for."""
 
@@ -76,3 +91,12 @@ class LoadOptionsError(XfConfigError):
 class TensorParallelUnavailableError(LoadOptionsError):
     """``tp_plan`` was passed but no package provides tensor-parallel loading (the ``xf_load.tp_plans``
     entry point); ``key`` is ``"tp_plan"``."""
+
+
+class DeviceError(LoadOptionsError):
+    """A device (``device_map``, a pipeline's ``device``) that torch cannot parse or this machine does not have;
+    ``key`` names the option, ``device`` the value, and the message says what torch reports as available."""
+
+    def __init__(self, message: str, *, key: str, device: Any) -> None:
+        super().__init__(message, key=key)
+        self.device = device

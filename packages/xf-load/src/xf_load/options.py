@@ -25,7 +25,7 @@ import torch
 
 from xf_core.errors import XfConfigError
 from xf_load.configuration_utils import dtype_to_str, pop_legacy_dtype
-from xf_load.errors import LoadOptionsError, TensorParallelUnavailableError
+from xf_load.errors import DeviceError, LoadOptionsError, TensorParallelUnavailableError
 from xf_load.quantizers import Quantizer
 
 __all__ = [
@@ -34,6 +34,8 @@ __all__ = [
     "TP_HOOKS",
     "LoadOptions",
     "TensorParallelHook",
+    "available_devices",
+    "check_device",
     "tensor_parallel_hook",
 ]
 
@@ -159,14 +161,96 @@ def _check_dtype(dtype: Any) -> None:
 
 
 def _check_device_map(device_map: Any) -> None:
-    if device_map is None or isinstance(device_map, int | Mapping | torch.device):
+    """Every device the map names exists here (checked before any file is read)."""
+    if device_map is None or (isinstance(device_map, str) and device_map in AUTO_DEVICE_MAPS):
         return
-    if not isinstance(device_map, str):
+    if isinstance(device_map, Mapping):
+        for device in device_map.values():
+            if device != "disk":
+                check_device(device, key="device_map")
+        return
+    if not isinstance(device_map, str | int | torch.device):
         raise LoadOptionsError(
             f"device_map={device_map!r} is not supported; pass a device ('cpu', 'cuda:0'), a dict "
             "{module name: device}, or one of " + ", ".join(AUTO_DEVICE_MAPS) + ".",
             key="device_map",
         )
+    try:
+        check_device(device_map, key="device_map")
+    except DeviceError as e:
+        if isinstance(device_map, str) and not _parses(device_map):
+            e.args = (f"{e.args[0]} As a device_map it may also be one of {', '.join(AUTO_DEVICE_MAPS)}.",)
+        raise
+
+
+def _parses(device: str) -> bool:
+    try:
+        torch.device(device)
+    except RuntimeError:
+        return False
+    return True
+
+
+def available_devices() -> list[str]:
+    """What torch reports as usable here: "cpu", then each CUDA device, then "mps" when available."""
+    out = ["cpu"]
+    if torch.cuda.is_available():
+        out += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        out.append("mps")
+    return out
+
+
+def check_device(device: Any, *, key: str = "device") -> str:
+    """The device ``device`` names ("cpu", "cuda:1", "mps"; an int ``i`` is "cuda:i", -1 is "cpu"), checked
+    against what torch reports; a device string torch cannot parse, or a device this machine does not have,
+    raises :class:`DeviceError` naming the value (as option ``key``) and the devices that are available."""
+    if isinstance(device, bool) or not isinstance(device, str | int | torch.device):
+        raise DeviceError(
+            f"{key}={device!r} is not a device; pass a string such as 'cpu' or 'cuda:0', an int (a CUDA index, "
+            "-1 for the CPU) or a torch.device.",
+            key=key,
+            device=device,
+        )
+    available = available_devices()
+    given = device
+
+    def unavailable(why: str) -> DeviceError:
+        return DeviceError(
+            f"{key}={given!r} {why}; available here: {', '.join(available)}. Pass one of those.",
+            key=key,
+            device=given,
+        )
+
+    if isinstance(device, int):
+        if device == -1:
+            return "cpu"
+        if device < 0:
+            raise unavailable("is not a device index (use -1 for the CPU or a CUDA index from 0)")
+        device = f"cuda:{device}"
+    try:
+        parsed = torch.device(device)
+    except RuntimeError:
+        raise unavailable("is not a device torch knows") from None
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise unavailable(
+                "asks for CUDA, but torch sees no CUDA device (torch.cuda.is_available() is False)"
+            )
+        count = torch.cuda.device_count()
+        if parsed.index is not None and parsed.index >= count:
+            raise unavailable(f"asks for CUDA device {parsed.index}, but torch sees {count}")
+    elif parsed.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise unavailable("asks for Apple's MPS, which torch reports as unavailable")
+    elif parsed.type not in ("cpu", "meta"):
+        backend = getattr(torch, parsed.type, None)
+        is_available = getattr(backend, "is_available", None)
+        if callable(is_available) and not is_available():
+            raise unavailable(f"asks for {parsed.type}, which torch reports as unavailable")
+    return str(parsed)
 
 
 # ---- the tensor-parallel seam -------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ from xf_quant._convert import (
     quantize_weight,
     replace_with_bnb_linear,
 )
-from xf_quant._skip import default_skip_modules
+from xf_quant._skip import default_skip_modules, unmatched_skip_modules
 from xf_quant.errors import DeviceMapError, PrequantizedWeightsError
 
 if TYPE_CHECKING:
@@ -129,6 +129,14 @@ class BnbQuantizer(Quantizer):
 
     def preprocess_model(self, model: nn.Module) -> None:
         config = self.bnb_config
+        for name in unmatched_skip_modules(model, config.llm_int8_skip_modules or ()):
+            logger.warning(
+                "llm_int8_skip_modules entry %r matches no module of %s, so it keeps nothing in full precision; "
+                "check the spelling (entries are module paths or whole parts of them, e.g. 'lm_head', 'mlp', "
+                "'layers.*.mlp').",
+                name,
+                type(model).__name__,
+            )
         self.modules_to_not_convert = sorted(set(self._skip_modules(model)) | set(self._offloaded))
         # config.json gets the full list, so xf and transformers (which reads a list instead of its default)
         # both rebuild exactly these layers from the saved checkpoint.

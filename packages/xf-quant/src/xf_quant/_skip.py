@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["default_skip_modules", "matches_module", "modules_to_not_convert"]
+__all__ = ["default_skip_modules", "matches_module", "modules_to_not_convert", "unmatched_skip_modules"]
 
 
 def _matches(parts: Sequence[str], pattern: Sequence[str]) -> bool:
@@ -57,3 +57,10 @@ def default_skip_modules(model: nn.Module, *, like_transformers: bool = False) -
 def modules_to_not_convert(model: nn.Module, skip_modules: Iterable[str] | None = None) -> list[str]:
     """:func:`default_skip_modules` plus the user's ``skip_modules`` (added to, never replacing, the default)."""
     return sorted(set(default_skip_modules(model)) | set(skip_modules or ()))
+
+
+def unmatched_skip_modules(model: nn.Module, skip_modules: Iterable[str]) -> list[str]:
+    """The entries of ``skip_modules`` that match no module of ``model`` (a misspelt name keeps nothing in full
+    precision, silently)."""
+    names = [name for name, _ in model.named_modules() if name]
+    return [p for p in dict.fromkeys(skip_modules) if not any(matches_module(n, [p]) for n in names)]
