@@ -60,6 +60,10 @@ def pipeline(
         if spec.default_model is None:
             raise NoDefaultModelError(task, spec.model_kind)
         model = resolve_default_model(spec.default_model)
+    if device is not None:  # before anything loads: "nosuch", or "cuda" without a GPU, is one clear error
+        from xf_load import check_device
+
+        check_device(device, key="device")
     load_kwargs: dict[str, Any] = dict(model_kwargs or {})
     hub = _hub_options(load_kwargs, revision=revision, token=token)
     if isinstance(model, (str, os.PathLike)):
