@@ -19,7 +19,7 @@ from xf_core.errors import (
 from xf_core.lazy import is_available, lazy_exports, require
 from xf_core.logging import get_logger, progress_bar, set_verbosity
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "ArgumentParser",

@@ -5,7 +5,7 @@
 
 from xf_core.lazy import lazy_exports
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _EXPORTS = {
     "AutoConfig": "xf_load.auto",

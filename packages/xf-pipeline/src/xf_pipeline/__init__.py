@@ -15,7 +15,7 @@ from xf_pipeline.errors import (
     UnknownTaskError,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "ALIASES",

@@ -3,6 +3,6 @@
 Each check has a check mode that exits 1 naming file:line and the fixing command, and a ``--fix`` mode.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["__version__"]

@@ -9,7 +9,7 @@ from typing import Any
 
 from xf_core.lazy import lazy_exports
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "AddedToken",
