@@ -3,7 +3,10 @@
 
 What :func:`decoder_prologue` checks and decides, in order:
 
-* exactly one of ``input_ids`` and ``inputs_embeds`` is given;
+* exactly one of ``input_ids`` and ``inputs_embeds`` is given, with at least one token;
+* token ids lie in ``[0, vocab_size)`` (:func:`check_token_ids`: one min/max reduction). A caller that passes
+  ``cache_position`` keeps its own books and checks its ids once itself: ``generate`` checks the prompt at its
+  entry, so no decode step pays a host sync for it; nothing is checked while compiling;
 * ``past_key_values`` is an :class:`~xf_load.cache.Cache` (transformers' legacy tuples are refused, naming
   the fix);
 * ``use_cache`` defaults to ``config.use_cache``; under gradient checkpointing in training no cache is used
@@ -28,9 +31,10 @@ import torch
 from xf_core.errors import XfValueError
 
 from .cache import Cache, DynamicCache
+from .errors import InputIdsError
 from .masks import causal_mask
 
-__all__ = ["DecoderInputs", "decoder_prologue", "keep_logits"]
+__all__ = ["DecoderInputs", "check_input_shape", "check_token_ids", "decoder_prologue", "keep_logits"]
 
 
 @dataclass
@@ -68,6 +72,10 @@ def decoder_prologue(
     size of a learned position table, if the family has one. See the module docstring for the rules."""
     if (input_ids is None) == (inputs_embeds is None):
         raise XfValueError("pass exactly one of input_ids or inputs_embeds.")
+    check_input_shape(input_ids, inputs_embeds)
+    if input_ids is not None and cache_position is None:
+        vocab_size = getattr(embed, "num_embeddings", None) or getattr(model.config, "vocab_size", None)
+        check_token_ids(input_ids, vocab_size, owner=type(model).__name__)
     if past_key_values is not None and not isinstance(past_key_values, Cache):
         raise XfValueError(
             f"past_key_values is a {type(past_key_values).__name__}; pass an xf_load.cache.Cache (the "
@@ -104,6 +112,49 @@ def decoder_prologue(
         for window in set(sliding_windows)
     }
     return DecoderInputs(x, cache, use_cache, cache_position, position_ids, masks)
+
+
+def check_input_shape(input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None) -> None:
+    """Refuse inputs that are not ``(batch, length, ...)`` with at least one token (an empty sequence would
+    otherwise fail in a reshape deep in the attention)."""
+    given, name = (input_ids, "input_ids") if input_ids is not None else (inputs_embeds, "inputs_embeds")
+    if given is not None and (given.dim() < 2 or given.shape[1] == 0):
+        raise InputIdsError(
+            f"{name} has shape {tuple(given.shape)}: a forward needs (batch, length) with at least one token; "
+            "check that the tokenizer produced tokens for every text.",
+            value=tuple(given.shape),
+        )
+
+
+def check_token_ids(
+    ids: torch.Tensor,
+    vocab_size: int | None,
+    *,
+    owner: str,
+    name: str = "input_ids",
+    limit_name: str = "vocab_size",
+) -> None:
+    """Refuse ids outside ``[0, vocab_size)`` (which ``nn.Embedding`` answers with a bare ``IndexError``)
+    with an :class:`~xf_load.errors.InputIdsError` naming the id, where it is and the vocabulary size.
+
+    One min/max reduction and one host sync; skipped without a ``vocab_size``, for meta tensors and while
+    compiling or tracing (a data-dependent check would break the graph)."""
+    if vocab_size is None or ids.numel() == 0 or ids.device.type == "meta":
+        return
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():
+        return
+    low, high = torch.stack(torch.aminmax(ids)).tolist()
+    if low >= 0 and high < vocab_size:
+        return
+    where = ((ids < 0) | (ids >= vocab_size)).nonzero()[0]
+    value = int(ids[tuple(where.tolist())])
+    raise InputIdsError(
+        f"{name} holds token id {value} at index {tuple(where.tolist())}, outside the vocabulary of {owner} "
+        f"({limit_name}={vocab_size}, so ids 0 to {vocab_size - 1}); encode the text with this model's "
+        "tokenizer, or call resize_token_embeddings after adding tokens to it.",
+        value=value,
+        limit=vocab_size,
+    )
 
 
 def keep_logits(hidden: torch.Tensor, logits_to_keep: int | torch.Tensor) -> torch.Tensor:

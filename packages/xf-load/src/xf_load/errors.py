@@ -13,6 +13,9 @@ __all__ = [
     "CheckpointNotFoundError",
     "DeviceError",
     "DtypeMismatchError",
+    "GenerationLengthError",
+    "GenerationMemoryError",
+    "InputIdsError",
     "LoadOptionsError",
     "MissingDependencyError",
     "QuantizationError",
@@ -100,3 +103,34 @@ class DeviceError(LoadOptionsError):
     def __init__(self, message: str, *, key: str, device: Any) -> None:
         super().__init__(message, key=key)
         self.device = device
+
+
+class InputIdsError(XfValueError):
+    """Token ids a model cannot embed: an id outside ``[0, vocab_size)``, or an empty batch or sequence.
+    ``value`` is the offending id (or shape) and ``limit`` the vocabulary size (or ``None``)."""
+
+    def __init__(self, message: str, *, value: object, limit: int | None = None) -> None:
+        super().__init__(message)
+        self.value = value
+        self.limit = limit
+
+
+class GenerationLengthError(XfValueError):
+    """``max_new_tokens`` / ``max_length`` (``key``) asks for more positions than the model's learned position
+    table holds (``limit``)."""
+
+    def __init__(self, message: str, *, key: str, value: int, limit: int) -> None:
+        super().__init__(message)
+        self.key = key
+        self.value = value
+        self.limit = limit
+
+
+class GenerationMemoryError(XfValueError, MemoryError):
+    """The buffers a ``generate`` call would allocate (KV cache, token and score buffers) do not fit the
+    memory available on the model's device: ``estimate`` and ``available`` in bytes."""
+
+    def __init__(self, message: str, *, estimate: int, available: int) -> None:
+        super().__init__(message)
+        self.estimate = estimate
+        self.available = available

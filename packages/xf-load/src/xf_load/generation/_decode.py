@@ -3,7 +3,8 @@
 
 ``generate`` works on its own and is what ``model.generate(...)`` calls: it resolves ``config`` against the
 model's ``generation_config`` and the global defaults, fills in the special tokens, and turns
-``max_new_tokens`` into the final ``max_length`` (see :func:`._config.resolve_generation_config`).
+``max_new_tokens`` into the final ``max_length`` (see :func:`._config.resolve_generation_config`). Before it
+allocates anything it checks the prompt, the length and the memory the buffers need (see :mod:`._limits`).
 
 ``model`` is any causal LM with xf's forward signature (``input_ids, attention_mask, position_ids,
 past_key_values, use_cache, cache_position, logits_to_keep``) returning an object with ``.logits``. Tokens live
@@ -34,6 +35,7 @@ from xf_core.logging import get_logger
 from ..cache import Cache, DynamicCache, StaticCache
 from ._beam import beam_search
 from ._config import GenerationConfig, finalize_lengths, resolve_generation_config
+from ._limits import check_generation_size, check_prompt
 from ._outputs import GenerateBeamDecoderOnlyOutput, GenerateDecoderOnlyOutput
 from ._processors import LogitsProcessorList, build_logits_processors
 from ._stopping import EosTokenCriteria, MaxTimeCriteria, StoppingCriteriaList, StopStringCriteria
@@ -233,6 +235,7 @@ def generate(
     if input_ids.dim() != 2:
         raise XfValueError(f"input_ids must be (batch, length); got shape {tuple(input_ids.shape)}.")
     input_ids = input_ids.to(device)
+    check_prompt(model, input_ids)
     B, L = input_ids.shape
     config = finalize_lengths(config, prompt_length=L, model=model)
     assert config.max_length is not None and config.num_beams is not None  # resolved above
@@ -243,6 +246,7 @@ def generate(
             f"input_ids has length {L} but max_length is {config.max_length}; "
             "set max_new_tokens (or a larger max_length)."
         )
+    check_generation_size(model, config, batch_size=B, prompt_length=L)
     if streamer is not None and num_beams > 1:
         raise XfValueError("streamer cannot be used with beam search (num_beams > 1); use num_beams=1.")
 

@@ -28,6 +28,7 @@ from torch import nn
 
 from xf_core.errors import XfConfigError, XfValueError
 from xf_load import initialization as init
+from xf_load._decoder import check_input_shape, check_token_ids
 from xf_load.activations import get_activation
 from xf_load.attention import get_attention
 from xf_load.configuration_utils import PretrainedConfig
@@ -170,8 +171,19 @@ class BertEmbeddings(nn.Module):
         token_type_ids: torch.Tensor | None,
         position_ids: torch.Tensor | None,
     ) -> torch.Tensor:
+        check_input_shape(input_ids, inputs_embeds)
         if inputs_embeds is None:
+            check_token_ids(input_ids, self.word_embeddings.num_embeddings, owner=type(self).__name__)
             inputs_embeds = self.word_embeddings(input_ids)
+        if token_type_ids is not None:
+            vocab = self.token_type_embeddings.num_embeddings
+            check_token_ids(
+                token_type_ids,
+                vocab,
+                owner=type(self).__name__,
+                name="token_type_ids",
+                limit_name="type_vocab_size",
+            )
         B, T = inputs_embeds.shape[:2]
         if position_ids is None:
             first = self.pad_token_id + 1 if self.positions_from_padding else 0

@@ -26,7 +26,7 @@ from torch import nn
 
 from xf_core.errors import XfConfigError
 from xf_load import initialization as init
-from xf_load._decoder import decoder_prologue, keep_logits
+from xf_load._decoder import check_token_ids, decoder_prologue, keep_logits
 from xf_load.activations import get_activation
 from xf_load.attention import eager_attention, get_attention
 from xf_load.cache import Cache
@@ -185,6 +185,7 @@ class GPT2PreTrainedModel(PreTrainedModel):
     config_class = GPT2Config
     base_model_prefix = "transformer"
     _no_split_modules: ClassVar[list[str]] = ["GPT2Block"]
+    learned_positions_key: ClassVar[str | None] = "n_positions"  # generate's length limit
     # Causal-mask buffers that old checkpoints store; not weights.
     _keys_to_ignore_on_load_unexpected: ClassVar[list[str]] = [r"\.attn\.bias$", r"\.attn\.masked_bias$"]
 
@@ -244,10 +245,13 @@ class GPT2Model(GPT2PreTrainedModel):
             past_key_values=past_key_values,
             use_cache=use_cache,
             cache_position=cache_position,
-            positions_key="n_positions",
+            positions_key=self.learned_positions_key,
         )
         x = state.inputs_embeds + self.wpe(state.position_ids)  # (B, T, C)
         if token_type_ids is not None:
+            check_token_ids(
+                token_type_ids, self.wte.num_embeddings, owner=type(self).__name__, name="token_type_ids"
+            )
             x = x + self.wte(token_type_ids)
         x = self.drop(x)
 
