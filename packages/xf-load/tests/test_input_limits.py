@@ -4,6 +4,9 @@ limit, before any buffer is allocated (issue 18)."""
 
 from __future__ import annotations
 
+import os
+import sys
+
 import pytest
 import torch
 
@@ -76,10 +79,23 @@ def test_rope_models_generate_past_max_position_embeddings_as_in_transformers():
 # ---------------------------------------------------------------------------------------------- memory
 
 
-def test_a_huge_beam_count_is_refused_with_the_estimate_and_the_limit():
-    with pytest.raises(GenerationMemoryError, match=r"num_beams=10000000.*available on cpu") as info:
+def test_a_huge_beam_count_is_refused_with_the_estimate_and_the_limit(monkeypatch):
+    monkeypatch.setattr(_limits, "available_memory", lambda device: 16 * 2**30)  # the same on every machine
+    with pytest.raises(
+        GenerationMemoryError, match=r"num_beams=10000000.*16\.0 GiB is available on cpu"
+    ) as info:
         _llama().generate(PROMPT, num_beams=10**7, max_new_tokens=2)
-    assert info.value.estimate > info.value.available
+    assert info.value.estimate > info.value.available == 16 * 2**30
+
+
+def test_available_memory_is_read_from_the_machine(monkeypatch):
+    free = _limits.available_memory(torch.device("cpu"))
+    assert free is not None and free > 0
+    assert _limits.available_memory(torch.device("meta")) is None
+    monkeypatch.setitem(sys.modules, "psutil", None)  # without psutil: the physical memory
+    assert _limits.available_memory(torch.device("cpu")) == os.sysconf("SC_PHYS_PAGES") * os.sysconf(
+        "SC_PAGE_SIZE"
+    )
 
 
 def test_huge_max_new_tokens_on_a_rope_model_is_refused_by_the_memory_estimate(monkeypatch):
