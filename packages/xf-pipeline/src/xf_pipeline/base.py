@@ -152,7 +152,7 @@ class Pipeline:
         if device is not None and getattr(model, "hf_device_map", None) is None:
             self.model.to(self.device)
         self.model.eval()
-        self.batch_size = self._checked_batch_size(batch_size)
+        self.batch_size: int = self._checked_batch_size(batch_size)
         self._defaults = self._checked_sanitize(kwargs)
 
     # -- to override -------------------------------------------------------------------------------
