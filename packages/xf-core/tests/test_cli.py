@@ -3,6 +3,8 @@ import subprocess
 import sys
 import textwrap
 
+import xf_core
+
 
 def run_xf(*args, env=None):
     code = "import sys; from xf_core.cli import main; sys.exit(main(sys.argv[1:]))"
@@ -18,7 +20,11 @@ def test_help_lists_installed_commands():
 def test_env_prints_versions():
     out = run_xf("env")
     assert out.returncode == 0
-    assert "python:" in out.stdout and "xf-core: 0.1.0" in out.stdout and "accelerator:" in out.stdout
+    assert (
+        "python:" in out.stdout
+        and f"xf-core: {xf_core.__version__}" in out.stdout
+        and "accelerator:" in out.stdout
+    )
 
 
 def test_commands_are_discovered_from_entry_points(tmp_path):

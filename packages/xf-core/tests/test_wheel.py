@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+import xf_core
+
 ROOT = Path(__file__).resolve().parents[3]
 UV = os.environ.get("UV") or shutil.which("uv")
 
@@ -30,8 +32,8 @@ def test_wheel_installs_alone_in_an_empty_venv(tmp_path):
         "assert u.find_spec('torch') is None and 'torch' not in sys.modules; print(xf_core.__version__)"
     )
     out = subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True, env=env)
-    assert out.stdout.strip() == "0.1.0"
+    assert out.stdout.strip() == xf_core.__version__
     out = subprocess.run(
         [str(venv / "bin" / "xf"), "env"], capture_output=True, text=True, check=True, env=env
     )
-    assert "xf-core: 0.1.0" in out.stdout and "torch: not installed" in out.stdout
+    assert f"xf-core: {xf_core.__version__}" in out.stdout and "torch: not installed" in out.stdout
