@@ -124,7 +124,8 @@ class DistributionOutput:
         self.args_dim = {k: dim * v for k, v in type(self).args_dim.items()}
 
     def _base_distribution(self, distr_args: tuple[torch.Tensor, ...]) -> Distribution:
-        distr = self.distribution_class(*distr_args)
+        # by name: the parameters of args_dim are the distribution's keywords (NegativeBinomial's 2nd is probs)
+        distr = self.distribution_class(**dict(zip(type(self).args_dim, distr_args)))
         return distr if self.dim == 1 else Independent(distr, 1)
 
     def distribution(
@@ -210,11 +211,6 @@ class NegativeBinomialOutput(DistributionOutput):
         cls, total_count: torch.Tensor, logits: torch.Tensor
     ) -> tuple[torch.Tensor, ...]:
         return cls.squareplus(total_count).squeeze(-1), logits.squeeze(-1)
-
-    def _base_distribution(self, distr_args: tuple[torch.Tensor, ...]) -> Distribution:
-        total_count, logits = distr_args
-        distr = NegativeBinomial(total_count=total_count, logits=logits)
-        return distr if self.dim == 1 else Independent(distr, 1)
 
     def distribution(
         self,

@@ -205,6 +205,19 @@ def _shortest_edge_size(height: int, width: int, shortest: int, longest: int | N
     return size, (int(raw * width / height) if raw is not None else int(size * width / height))
 
 
+def _read_preprocessor_config(path: str | os.PathLike[str], hub: HubOptions) -> tuple[Path, dict[str, Any]]:
+    """``preprocessor_config.json`` of a directory or repo: its path and its JSON object."""
+    file = resolve_file(path, PREPROCESSOR_CONFIG, hub=hub)
+    assert file is not None
+    try:
+        config = json.loads(file.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as e:
+        raise XfConfigError(f"{file} is not valid JSON ({e}); fix or re-save it.", file=str(file)) from e
+    if not isinstance(config, dict):
+        raise XfConfigError(f"{file} must hold a JSON object.", file=str(file))
+    return file, config
+
+
 @dataclass(kw_only=True)
 class BaseImageProcessor:
     """The processor; subclasses only change the defaults. Fields are the keys of preprocessor_config.json."""
@@ -272,15 +285,7 @@ class BaseImageProcessor:
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike[str], **kwargs: Any) -> BaseImageProcessor:
-        hub = HubOptions.pop_from(kwargs)
-        file = resolve_file(path, PREPROCESSOR_CONFIG, hub=hub)
-        assert file is not None
-        try:
-            config = json.loads(file.read_text(encoding="utf-8"))
-        except (ValueError, OSError) as e:
-            raise XfConfigError(f"{file} is not valid JSON ({e}); fix or re-save it.", file=str(file)) from e
-        if not isinstance(config, dict):
-            raise XfConfigError(f"{file} must hold a JSON object.", file=str(file))
+        _, config = _read_preprocessor_config(path, HubOptions.pop_from(kwargs))
         return cls.from_dict({**config, **kwargs})
 
     def save_pretrained(self, save_directory: str | os.PathLike[str]) -> Path:
@@ -394,13 +399,7 @@ class AutoImageProcessor:
 
     @staticmethod
     def from_pretrained(path: str | os.PathLike[str], **kwargs: Any) -> BaseImageProcessor:
-        hub = HubOptions.pop_from(kwargs)
-        file = resolve_file(path, PREPROCESSOR_CONFIG, hub=hub)
-        assert file is not None
-        try:
-            config = json.loads(file.read_text(encoding="utf-8"))
-        except (ValueError, OSError) as e:
-            raise XfConfigError(f"{file} is not valid JSON ({e}); fix or re-save it.", file=str(file)) from e
+        file, config = _read_preprocessor_config(path, HubOptions.pop_from(kwargs))
         name = config.get("image_processor_type") or config.get("feature_extractor_type")
         if name not in IMAGE_PROCESSORS:
             raise XfConfigError(
