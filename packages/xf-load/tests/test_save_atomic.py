@@ -36,18 +36,18 @@ CONFIG = {
 SHARD = "4MB"
 
 
-def _writer(target: str, first: int, conn: Connection) -> None:
-    """Save over ``target`` again and again, each save with every weight equal to its generation number."""
+def _writer(target: str, first: int, saves: int, conn: Connection) -> None:
+    """Save over ``target`` ``saves`` times, each save with every weight equal to its generation number, then
+    wait to be killed: a kill that lands late finds the last save complete, never a later one."""
     model = LlamaForCausalLM(LlamaConfig(**CONFIG))
-    generation = first
-    while True:
+    for generation in range(first, first + saves):
         with torch.no_grad():
             for p in model.parameters():
                 p.fill_(generation)
         conn.send(("saving", generation, time.monotonic()))
         model.save_pretrained(target, max_shard_size=SHARD)
         conn.send(("saved", generation, time.monotonic()))
-        generation += 1
+    time.sleep(3600)
 
 
 def _next(conn: Connection, what: str) -> tuple[int, float]:
@@ -76,10 +76,13 @@ def test_sigkill_during_a_sharded_save_never_mixes_two_saves(tmp_path):
     first, save_seconds, mid_save = 1, 1.0, 0
     for attempt in range(20):
         receive, send = context.Pipe(duplex=False)
-        proc = context.Process(target=_writer, args=(str(target), first, send), daemon=True)
+        fresh = not target.exists()
+        proc = context.Process(
+            target=_writer, args=(str(target), first, 3 if fresh else 1, send), daemon=True
+        )
         proc.start()
         send.close()
-        if not target.exists():  # a first save, then one over it timed: the kills land within such a save
+        if fresh:  # a first save, then one over it timed: the kills land within such a save
             _next(receive, "saved")
             _, started = _next(receive, "saving")
             _, finished = _next(receive, "saved")
