@@ -10,8 +10,7 @@
 # symbols without annotations) and xf_parallel (a skeleton that exports nothing, which verifytypes rejects).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# xf_repotools is out until its new checker registry types `repo` and the cached tables (about 10 symbols).
-VERIFIED=(xf_core xf_tokenize xf_quant xf_train xf_pipeline)
+VERIFIED=(xf_core xf_tokenize xf_quant xf_train xf_pipeline xf_repotools)
 
 packages=("${VERIFIED[@]}")
 if (($#)) && [[ " $* " != *" pyproject.toml "* ]]; then  # the root pyproject holds the settings: check all

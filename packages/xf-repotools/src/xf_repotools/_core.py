@@ -101,9 +101,9 @@ class Cache:
     """A JSON dict on disk; ``get``/``put`` by key, written back once by :meth:`save` if anything changed."""
 
     def __init__(self, path: Path | None) -> None:
-        self.path = path
+        self.path: Path | None = path
         self.entries: dict[str, Any] = {}
-        self.dirty = False
+        self.dirty: bool = False
         if path is not None and path.is_file():
             try:
                 data = json.loads(path.read_text())
