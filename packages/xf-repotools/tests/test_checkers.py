@@ -127,16 +127,19 @@ def test_inits_walks_sub_packages_and_fix_adds_missing_lazy_names(tmp_path, caps
             "src/demo/__init__.py": '__all__ = ["A"]\nfrom demo._a import A\n',
             "src/demo/_a.py": "class A: ...\n",
             "src/demo/sub/__init__.py": """
+            from typing import TYPE_CHECKING
             from xf_core.lazy import lazy_exports
 
             __all__ = ["B", "B"]
+            if TYPE_CHECKING:
+                from ._b import B, C
             __getattr__, __dir__ = lazy_exports(__name__, {"B": "._b", "C": "._b"})
             """,
             "src/demo/sub/_b.py": "def B(): ...\ndef C(): ...\n",
         },
     )
     out = _roundtrip(
-        tmp_path, "inits", capsys, "src/demo/sub/__init__.py:3: 'C' is lazily exported but missing"
+        tmp_path, "inits", capsys, "src/demo/sub/__init__.py:4: 'C' is lazily exported but missing"
     )
     assert "__all__ lists a name twice" in out
     assert '__all__ = ["B", "C"]' in (tmp_path / "src/demo/sub/__init__.py").read_text()

@@ -3,6 +3,8 @@
 ``import xf_load`` is cheap: the public names load their modules (and torch) on first use.
 """
 
+from typing import TYPE_CHECKING
+
 from xf_core.lazy import lazy_exports
 
 __version__ = "0.2.0"
@@ -35,6 +37,61 @@ _EXPORTS = {
     "Qwen3ForCausalLM": "xf_load.models.llama",
 }
 
+if TYPE_CHECKING:  # the lazily exported names, as type checkers and IDEs should see them
+    from xf_load._reload import load_weights
+    from xf_load.auto import (
+        AutoConfig,
+        AutoModel,
+        AutoModelForCausalLM,
+        AutoModelForMaskedLM,
+        AutoModelForQuestionAnswering,
+        AutoModelForSequenceClassification,
+        AutoModelForTokenClassification,
+    )
+    from xf_load.configuration_utils import PretrainedConfig
+    from xf_load.heads import HeadKind, architecture_head_kind, head_kind_of
+    from xf_load.modeling_utils import PreTrainedModel
+    from xf_load.models.llama import (
+        LlamaConfig,
+        LlamaForCausalLM,
+        LlamaForSequenceClassification,
+        LlamaModel,
+        MistralConfig,
+        MistralForCausalLM,
+        Qwen2Config,
+        Qwen2ForCausalLM,
+        Qwen3Config,
+        Qwen3ForCausalLM,
+    )
+    from xf_load.options import LoadOptions, check_device
+
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
-__all__ = ["__version__", *sorted(_EXPORTS)]
+__all__ = [
+    "AutoConfig",
+    "AutoModel",
+    "AutoModelForCausalLM",
+    "AutoModelForMaskedLM",
+    "AutoModelForQuestionAnswering",
+    "AutoModelForSequenceClassification",
+    "AutoModelForTokenClassification",
+    "HeadKind",
+    "LlamaConfig",
+    "LlamaForCausalLM",
+    "LlamaForSequenceClassification",
+    "LlamaModel",
+    "LoadOptions",
+    "MistralConfig",
+    "MistralForCausalLM",
+    "PreTrainedModel",
+    "PretrainedConfig",
+    "Qwen2Config",
+    "Qwen2ForCausalLM",
+    "Qwen3Config",
+    "Qwen3ForCausalLM",
+    "__version__",
+    "architecture_head_kind",
+    "check_device",
+    "head_kind_of",
+    "load_weights",
+]

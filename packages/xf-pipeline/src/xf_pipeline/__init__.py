@@ -4,7 +4,7 @@
 """
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xf_core.lazy import lazy_exports
 from xf_pipeline._registry import ALIASES, TASKS
@@ -36,6 +36,17 @@ __all__ = [
     "__version__",
     "pipeline",
 ]
+
+if TYPE_CHECKING:  # the lazily exported names, as type checkers and IDEs should see them
+    from xf_pipeline._factory import pipeline
+    from xf_pipeline._feature_extraction import FeatureExtractionPipeline, SentenceSimilarityPipeline
+    from xf_pipeline._fill_mask import FillMaskPipeline
+    from xf_pipeline._question_answering import QuestionAnsweringPipeline
+    from xf_pipeline._text_classification import TextClassificationPipeline
+    from xf_pipeline._text_generation import TextGenerationPipeline
+    from xf_pipeline._token_classification import TokenClassificationPipeline
+    from xf_pipeline._zero_shot import ZeroShotClassificationPipeline
+    from xf_pipeline.base import Pipeline
 
 __getattr__: Callable[[str], Any]
 __dir__: Callable[[], list[str]]

@@ -6,7 +6,7 @@ point. ``import xf_quant`` is cheap: torch and bitsandbytes load on first use.
 """
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xf_core.lazy import lazy_exports
 
@@ -26,7 +26,33 @@ _EXPORTS = {
     "replace_with_bnb_linear": "xf_quant._convert",
 }
 
-__all__ = ["__version__", *sorted(_EXPORTS)]
+__all__ = [
+    "BitsAndBytesConfig",
+    "BnbQuantizer",
+    "__version__",
+    "default_skip_modules",
+    "dequantize_model",
+    "get_memory_footprint",
+    "is_bnb_module",
+    "load_prequantized_weight",
+    "matches_module",
+    "modules_to_not_convert",
+    "quantize_weight",
+    "replace_with_bnb_linear",
+]
+
+if TYPE_CHECKING:  # the lazily exported names, as type checkers and IDEs should see them
+    from xf_quant._config import BitsAndBytesConfig
+    from xf_quant._convert import (
+        dequantize_model,
+        get_memory_footprint,
+        is_bnb_module,
+        load_prequantized_weight,
+        quantize_weight,
+        replace_with_bnb_linear,
+    )
+    from xf_quant._quantizer import BnbQuantizer
+    from xf_quant._skip import default_skip_modules, matches_module, modules_to_not_convert
 
 __getattr__: Callable[[str], Any]
 __dir__: Callable[[], list[str]]

@@ -1,8 +1,9 @@
 """``inits``: in every package ``__init__.py`` (sub-packages too), ``__all__``, the lazy-export table and the
 definitions agree.
 
-Each name in ``__all__`` is defined in the init or lazily exported; each lazily exported name is in ``__all__``
-and is defined by the module the table points it to. A typo in a lazy export only fails when a user touches
+Each name in ``__all__`` is defined in the init or lazily exported; each lazily exported name is in ``__all__``,
+is defined by the module the table points it to, and is imported from that module under ``if TYPE_CHECKING:``
+(without it, type checkers and IDEs see the name as ``Any``). A typo in a lazy export only fails when a user touches
 that name; this check finds it in CI. ``--fix`` does the mechanical part (adds lazily exported names missing
 from a literal ``__all__``, drops duplicates); a dangling name is a human decision (the message says where).
 """
@@ -16,7 +17,7 @@ from xf_repotools._core import Problem, Repo, register
 
 __all__ = ["lazy_table", "problems", "run", "top_level_names"]
 
-_VERSION = "inits-2"
+_VERSION = "inits-3"
 
 
 def top_level_names(body: list[ast.stmt]) -> set[str]:
@@ -74,6 +75,21 @@ def _lazy_mapping(tree: ast.Module) -> dict[str, str]:
     }
 
 
+def _type_checking_imports(tree: ast.Module) -> dict[str, str]:
+    """name -> module (relative ones with their dots) of the imports under top-level ``if TYPE_CHECKING:``."""
+    found: dict[str, str] = {}
+    for node in tree.body:
+        if (
+            isinstance(node, ast.If)
+            and getattr(node.test, "id", getattr(node.test, "attr", None)) == "TYPE_CHECKING"
+        ):
+            for statement in node.body:
+                if isinstance(statement, ast.ImportFrom):
+                    module = "." * statement.level + (statement.module or "")
+                    found.update({(a.asname or a.name): module for a in statement.names})
+    return found
+
+
 def _all_names(tree: ast.Module) -> tuple[list[str], ast.Assign | None]:
     dicts = _dict_literals(tree)
     for node in tree.body:
@@ -124,9 +140,20 @@ def _check_init(repo: Repo, rel: str, package: str, modules: dict[str, str]) -> 
                 )
             )
     top = package.split(".")[0]
+    typed = _type_checking_imports(tree)
     for name, target in sorted(lazy.items()):
         if name not in names:
             found.append(Problem(rel, line, f"{name!r} is lazily exported but missing from __all__"))
+        if typed.get(name) != target:
+            found.append(
+                Problem(
+                    rel,
+                    line,
+                    f"{name!r} is lazily exported from {target} but not imported from it under `if "
+                    f"TYPE_CHECKING:`, so type checkers see it as Any; add `from {target} import {name}` there",
+                    fixable=False,
+                )
+            )
         absolute = package + target if target.startswith(".") else target
         module = modules.get(absolute)
         if module is None:

@@ -5,7 +5,7 @@ files. Submodules load on first use, so ``import xf_tokenize`` stays cheap.
 """
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xf_core.lazy import lazy_exports
 
@@ -20,6 +20,13 @@ __all__ = [
     "TokenSpan",
     "__version__",
 ]
+
+if TYPE_CHECKING:  # the lazily exported names, as type checkers and IDEs should see them
+    from tokenizers import AddedToken
+
+    from ._auto import AutoTokenizer
+    from ._batch import BatchEncoding, CharSpan, TokenSpan
+    from ._tokenizer import PreTrainedTokenizerFast
 
 __getattr__: Callable[[str], Any]
 __dir__: Callable[[], list[str]]

@@ -45,7 +45,7 @@ class TokenSpan(NamedTuple):
     end: int
 
 
-class BatchEncoding(dict):
+class BatchEncoding(dict[str, Any]):
     """A ``dict`` of model inputs (``input_ids``, ``attention_mask``, ...) plus the backend encodings."""
 
     def __init__(

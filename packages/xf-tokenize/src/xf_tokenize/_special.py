@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from tokenizers import AddedToken, processors
 
@@ -170,28 +170,50 @@ class SpecialTokens:
         config.pop("additional_special_tokens", None)
 
 
-def _token_property(key: str) -> property:
-    def set_token(self: SpecialTokensMixin, value: Token | None) -> None:
-        self._special.set(key, value)
+class _TokenAttribute:
+    """``tokenizer.pad_token`` and friends: the token as a string (None when unset); assigning adds it to the
+    vocabulary as a special token."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.__doc__ = (
+            f"The {key.replace('_', ' ')} as a string (None when unset); assigning adds it to the vocabulary."
+        )
+
+    @overload
+    def __get__(self, owner: None, owner_type: type) -> _TokenAttribute: ...
+    @overload
+    def __get__(self, owner: SpecialTokensMixin, owner_type: type | None = None) -> str | None: ...
+    def __get__(
+        self, owner: SpecialTokensMixin | None, owner_type: type | None = None
+    ) -> str | _TokenAttribute | None:
+        return self if owner is None else owner._special.get(self.key)
+
+    def __set__(self, owner: SpecialTokensMixin, value: Token | None) -> None:
+        owner._special.set(self.key, value)
         if value is not None:
-            self._register_special_tokens()
-
-    return property(
-        lambda self: self._special.get(key),
-        set_token,
-        doc=f"The {key.replace('_', ' ')} as a string (None when unset); assigning adds it to the vocabulary.",
-    )
+            owner._register_special_tokens()
 
 
-def _id_property(key: str) -> property:
-    def set_id(self: SpecialTokensMixin, index: int | None) -> None:
-        setattr(self, key, None if index is None else self._tokenizer.id_to_token(index))
+class _TokenIdAttribute:
+    """``tokenizer.pad_token_id`` and friends: the id of the token (None when unset); assigning an id sets the
+    token to the vocabulary entry with that id."""
 
-    return property(
-        lambda self: self._special.id_of(key, self.convert_tokens_to_ids),
-        set_id,
-        doc=f"The id of the {key.replace('_', ' ')}.",
-    )
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.__doc__ = f"The id of the {key.replace('_', ' ')}."
+
+    @overload
+    def __get__(self, owner: None, owner_type: type) -> _TokenIdAttribute: ...
+    @overload
+    def __get__(self, owner: SpecialTokensMixin, owner_type: type | None = None) -> int | None: ...
+    def __get__(
+        self, owner: SpecialTokensMixin | None, owner_type: type | None = None
+    ) -> int | _TokenIdAttribute | None:
+        return self if owner is None else owner._special.id_of(self.key, owner.convert_tokens_to_ids)
+
+    def __set__(self, owner: SpecialTokensMixin, index: int | None) -> None:
+        setattr(owner, self.key, None if index is None else owner._tokenizer.id_to_token(index))
 
 
 class SpecialTokensMixin:
@@ -220,20 +242,20 @@ class SpecialTokensMixin:
         """The special tokens as one object (change them through the ``*_token`` attributes)."""
         return self._special
 
-    bos_token = _token_property("bos_token")
-    eos_token = _token_property("eos_token")
-    unk_token = _token_property("unk_token")
-    sep_token = _token_property("sep_token")
-    pad_token = _token_property("pad_token")
-    cls_token = _token_property("cls_token")
-    mask_token = _token_property("mask_token")
-    bos_token_id = _id_property("bos_token")
-    eos_token_id = _id_property("eos_token")
-    unk_token_id = _id_property("unk_token")
-    sep_token_id = _id_property("sep_token")
-    pad_token_id = _id_property("pad_token")
-    cls_token_id = _id_property("cls_token")
-    mask_token_id = _id_property("mask_token")
+    bos_token: _TokenAttribute = _TokenAttribute("bos_token")
+    eos_token: _TokenAttribute = _TokenAttribute("eos_token")
+    unk_token: _TokenAttribute = _TokenAttribute("unk_token")
+    sep_token: _TokenAttribute = _TokenAttribute("sep_token")
+    pad_token: _TokenAttribute = _TokenAttribute("pad_token")
+    cls_token: _TokenAttribute = _TokenAttribute("cls_token")
+    mask_token: _TokenAttribute = _TokenAttribute("mask_token")
+    bos_token_id: _TokenIdAttribute = _TokenIdAttribute("bos_token")
+    eos_token_id: _TokenIdAttribute = _TokenIdAttribute("eos_token")
+    unk_token_id: _TokenIdAttribute = _TokenIdAttribute("unk_token")
+    sep_token_id: _TokenIdAttribute = _TokenIdAttribute("sep_token")
+    pad_token_id: _TokenIdAttribute = _TokenIdAttribute("pad_token")
+    cls_token_id: _TokenIdAttribute = _TokenIdAttribute("cls_token")
+    mask_token_id: _TokenIdAttribute = _TokenIdAttribute("mask_token")
 
     def __getattr__(self, name: str) -> Any:
         # Model-specific named tokens (``image_token`` and ``image_token_id``), read from tokenizer_config.json.

@@ -122,13 +122,13 @@ class PreTrainedTokenizerFast(SpecialTokensMixin, ChatTemplateMixin):
             extra=list(extra_special_tokens or []),
             model_specific=dict(model_specific_special_tokens or {}),
         )
-        self.model_max_length = VERY_LARGE_INTEGER if model_max_length is None else int(model_max_length)
+        self.model_max_length: int = VERY_LARGE_INTEGER if model_max_length is None else int(model_max_length)
         for name, side in (("padding_side", padding_side), ("truncation_side", truncation_side)):
             if side not in ("left", "right"):
                 raise ValueError(f"{name} must be 'left' or 'right', got {side!r}")
         self.padding_side = padding_side
         self.truncation_side = truncation_side
-        self.model_input_names = list(model_input_names or _DEFAULT_INPUT_NAMES)
+        self.model_input_names: list[str] = list(model_input_names or _DEFAULT_INPUT_NAMES)
         self.clean_up_tokenization_spaces = clean_up_tokenization_spaces
         self.split_special_tokens = split_special_tokens
         self.chat_template = chat_template

@@ -4,7 +4,7 @@
 """
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xf_core.lazy import lazy_exports
 
@@ -24,8 +24,32 @@ _EXPORTS = {
     "TrainerState": "xf_train._trainer",
 }
 
+if TYPE_CHECKING:  # the lazily exported names, as type checkers and IDEs should see them
+    from xf_train._collators import (
+        DataCollatorForLanguageModeling,
+        DataCollatorWithPadding,
+        default_data_collator,
+    )
+    from xf_train._debug import DebugUnderflowOverflow
+    from xf_train._optim import create_optimizer, get_decay_parameter_names, get_scheduler
+    from xf_train._trainer import EvalPrediction, Trainer, TrainerState
+    from xf_train._training_args import TrainingArguments
+
 __getattr__: Callable[[str], Any]
 __dir__: Callable[[], list[str]]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
-__all__ = ["__version__", *sorted(_EXPORTS)]
+__all__ = [
+    "DataCollatorForLanguageModeling",
+    "DataCollatorWithPadding",
+    "DebugUnderflowOverflow",
+    "EvalPrediction",
+    "Trainer",
+    "TrainerState",
+    "TrainingArguments",
+    "__version__",
+    "create_optimizer",
+    "default_data_collator",
+    "get_decay_parameter_names",
+    "get_scheduler",
+]

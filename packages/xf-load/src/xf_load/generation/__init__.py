@@ -6,6 +6,8 @@ streamers) loads on first use.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from xf_core.lazy import lazy_exports
 
 from ._config import GENERATION_CONFIG_NAME, GLOBAL_DEFAULTS, GenerationConfig
@@ -49,6 +51,82 @@ _EXPORTS = {
     "build_logits_processors": "._processors",
 }
 
-__all__ = ["GENERATION_CONFIG_NAME", "GLOBAL_DEFAULTS", "GenerationConfig", *sorted(_EXPORTS)]
+__all__ = [
+    "GENERATION_CONFIG_NAME",
+    "GLOBAL_DEFAULTS",
+    "BaseStreamer",
+    "EosTokenCriteria",
+    "ForcedBOSTokenLogitsProcessor",
+    "ForcedEOSTokenLogitsProcessor",
+    "GenerateBeamDecoderOnlyOutput",
+    "GenerateDecoderOnlyOutput",
+    "GenerationConfig",
+    "GenerationMixin",
+    "InfNanRemoveLogitsProcessor",
+    "LogitNormalization",
+    "LogitsProcessor",
+    "LogitsProcessorList",
+    "MaxLengthCriteria",
+    "MaxTimeCriteria",
+    "MinLengthLogitsProcessor",
+    "MinNewTokensLengthLogitsProcessor",
+    "MinPLogitsWarper",
+    "NoBadWordsLogitsProcessor",
+    "NoRepeatNGramLogitsProcessor",
+    "RepetitionPenaltyLogitsProcessor",
+    "SequenceBiasLogitsProcessor",
+    "StopStringCriteria",
+    "StoppingCriteria",
+    "StoppingCriteriaList",
+    "SuppressTokensAtBeginLogitsProcessor",
+    "SuppressTokensLogitsProcessor",
+    "TemperatureLogitsWarper",
+    "TextIteratorStreamer",
+    "TextStreamer",
+    "TopKLogitsWarper",
+    "TopPLogitsWarper",
+    "TypicalLogitsWarper",
+    "build_logits_processors",
+    "decode_one_token",
+    "generate",
+    "prefill",
+    "sample",
+]
+
+if TYPE_CHECKING:  # the lazily exported names, as type checkers and IDEs should see them
+    from ._decode import decode_one_token, generate, prefill, sample
+    from ._mixin import GenerationMixin
+    from ._outputs import GenerateBeamDecoderOnlyOutput, GenerateDecoderOnlyOutput
+    from ._processors import (
+        ForcedBOSTokenLogitsProcessor,
+        ForcedEOSTokenLogitsProcessor,
+        InfNanRemoveLogitsProcessor,
+        LogitNormalization,
+        LogitsProcessor,
+        LogitsProcessorList,
+        MinLengthLogitsProcessor,
+        MinNewTokensLengthLogitsProcessor,
+        MinPLogitsWarper,
+        NoBadWordsLogitsProcessor,
+        NoRepeatNGramLogitsProcessor,
+        RepetitionPenaltyLogitsProcessor,
+        SequenceBiasLogitsProcessor,
+        SuppressTokensAtBeginLogitsProcessor,
+        SuppressTokensLogitsProcessor,
+        TemperatureLogitsWarper,
+        TopKLogitsWarper,
+        TopPLogitsWarper,
+        TypicalLogitsWarper,
+        build_logits_processors,
+    )
+    from ._stopping import (
+        EosTokenCriteria,
+        MaxLengthCriteria,
+        MaxTimeCriteria,
+        StoppingCriteria,
+        StoppingCriteriaList,
+        StopStringCriteria,
+    )
+    from ._streamers import BaseStreamer, TextIteratorStreamer, TextStreamer
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
