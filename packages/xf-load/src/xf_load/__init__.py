@@ -3,7 +3,8 @@
 ``import xf_load`` is cheap: the public names load their modules (and torch) on first use.
 """
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from xf_core.lazy import lazy_exports
 
@@ -65,6 +66,8 @@ if TYPE_CHECKING:  # the lazily exported names, as type checkers and IDEs should
     )
     from xf_load.options import LoadOptions, check_device
 
+__getattr__: Callable[[str], Any]
+__dir__: Callable[[], list[str]]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [

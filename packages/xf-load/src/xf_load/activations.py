@@ -121,61 +121,61 @@ class _FunctionActivation(nn.Module):
 class NewGELUActivation(_FunctionActivation):
     """GPT-2's tanh approximation of GELU."""
 
-    fn = staticmethod(gelu_new)
+    fn: ClassVar[Activation] = staticmethod(gelu_new)
 
 
 class FastGELUActivation(_FunctionActivation):
     """A faster tanh approximation of GELU."""
 
-    fn = staticmethod(gelu_fast)
+    fn: ClassVar[Activation] = staticmethod(gelu_fast)
 
 
 class QuickGELUActivation(_FunctionActivation):
     """x * sigmoid(1.702 x)."""
 
-    fn = staticmethod(quick_gelu)
+    fn: ClassVar[Activation] = staticmethod(quick_gelu)
 
 
 class AccurateGELUActivation(_FunctionActivation):
     """The tanh approximation of GELU."""
 
-    fn = staticmethod(gelu_new)
+    fn: ClassVar[Activation] = staticmethod(gelu_new)
 
 
 class MishActivation(_FunctionActivation):
     """x * tanh(softplus(x))."""
 
-    fn = staticmethod(F.mish)
+    fn: ClassVar[Activation] = staticmethod(F.mish)
 
 
 class LinearActivation(_FunctionActivation):
     """The identity."""
 
-    fn = staticmethod(linear)
+    fn: ClassVar[Activation] = staticmethod(linear)
 
 
 class LaplaceActivation(_FunctionActivation):
     """The Laplace CDF (MEGA)."""
 
-    fn = staticmethod(laplace)
+    fn: ClassVar[Activation] = staticmethod(laplace)
 
 
 class ReLUSquaredActivation(_FunctionActivation):
     """relu(x) ** 2 (Primer)."""
 
-    fn = staticmethod(relu2)
+    fn: ClassVar[Activation] = staticmethod(relu2)
 
 
 class SqrtSoftplusActivation(_FunctionActivation):
     """sqrt(softplus(x))."""
 
-    fn = staticmethod(sqrtsoftplus)
+    fn: ClassVar[Activation] = staticmethod(sqrtsoftplus)
 
 
 class SiLUActivation(_FunctionActivation):
     """x * sigmoid(x)."""
 
-    fn = staticmethod(F.silu)
+    fn: ClassVar[Activation] = staticmethod(F.silu)
 
 
 class GELUActivation(nn.Module):
@@ -183,7 +183,7 @@ class GELUActivation(nn.Module):
 
     def __init__(self, use_gelu_python: bool = False) -> None:
         super().__init__()
-        self.act = gelu_python if use_gelu_python else F.gelu
+        self.act: Activation = gelu_python if use_gelu_python else F.gelu
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         return self.act(input)
@@ -194,7 +194,7 @@ class GELUTanh(nn.Module):
 
     def __init__(self, use_gelu_tanh_python: bool = False) -> None:
         super().__init__()
-        self.act = gelu_python_tanh if use_gelu_tanh_python else gelu_pytorch_tanh
+        self.act: Activation = gelu_python_tanh if use_gelu_tanh_python else gelu_pytorch_tanh
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         return self.act(input)
@@ -212,7 +212,8 @@ class ClippedGELUActivation(nn.Module):
                 f"ClippedGELUActivation needs min <= max, got min={min}, max={max}.", key="min"
             )
         super().__init__()
-        self.min, self.max = min, max
+        self.min: float = min
+        self.max: float = max
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.clip(F.gelu(x), self.min, self.max)
@@ -232,8 +233,8 @@ class XIELUActivation(nn.Module):
     ) -> None:
         super().__init__()
         inverse_softplus = lambda v: torch.log(torch.expm1(torch.tensor(v, dtype=dtype))).unsqueeze(0)  # noqa: E731
-        self.alpha_p = nn.Parameter(inverse_softplus(alpha_p_init))
-        self.alpha_n = nn.Parameter(inverse_softplus(alpha_n_init - beta))
+        self.alpha_p: nn.Parameter = nn.Parameter(inverse_softplus(alpha_p_init))
+        self.alpha_n: nn.Parameter = nn.Parameter(inverse_softplus(alpha_n_init - beta))
         self.register_buffer("beta", torch.tensor(beta, dtype=dtype))
         self.register_buffer("eps", torch.tensor(eps, dtype=dtype))
         self.with_vector_loads = with_vector_loads

@@ -17,8 +17,8 @@ class Conv1D(nn.Module):
         super().__init__()
         self.in_features = in_features
         self.out_features = out_features
-        self.weight = nn.Parameter(torch.empty(in_features, out_features))
-        self.bias = nn.Parameter(torch.empty(out_features))
+        self.weight: nn.Parameter = nn.Parameter(torch.empty(in_features, out_features))
+        self.bias: nn.Parameter = nn.Parameter(torch.empty(out_features))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = torch.addmm(self.bias, x.reshape(-1, self.in_features), self.weight)

@@ -64,7 +64,7 @@ class PreTrainedModel(nn.Module):
         self.config = config
         self.gradient_checkpointing = False
         self.generation_config: Any = None
-        self.name_or_path = config.name_or_path
+        self.name_or_path: str = config.name_or_path
 
     # ---- init and tying ------------------------------------------------------------------------------------
     def post_init(self) -> None:

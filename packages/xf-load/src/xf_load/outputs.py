@@ -6,6 +6,7 @@ access see only the fields that are not None, in declaration order.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -43,7 +44,7 @@ class ModelOutput:
     def __contains__(self, key: object) -> bool:
         return key in self.keys()
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[str]:
         return iter(self.keys())
 
     def __len__(self) -> int:

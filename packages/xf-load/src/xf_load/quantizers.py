@@ -61,8 +61,8 @@ class Quantizer:
     is_serializable: ClassVar[bool] = False
 
     def __init__(self, config: dict[str, Any], *, pre_quantized: bool = False) -> None:
-        self.config = dict(config)
-        self.pre_quantized = pre_quantized
+        self.config: dict[str, Any] = dict(config)
+        self.pre_quantized: bool = pre_quantized
 
     @property
     def config_dict(self) -> dict[str, Any] | None:

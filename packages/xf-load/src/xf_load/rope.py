@@ -47,16 +47,22 @@ def _rotary_dim(params: dict[str, Any], head_dim: int) -> int:
     return int(head_dim * params.get("partial_rotary_factor", 1.0))
 
 
-def default(params: dict[str, Any], head_dim: int, max_pos: int, seq_len: int | None = None):
+def default(
+    params: dict[str, Any], head_dim: int, max_pos: int, seq_len: int | None = None
+) -> tuple[torch.Tensor, float]:
     return _base_inv_freq(params["rope_theta"], _rotary_dim(params, head_dim)), 1.0
 
 
-def linear(params: dict[str, Any], head_dim: int, max_pos: int, seq_len: int | None = None):
+def linear(
+    params: dict[str, Any], head_dim: int, max_pos: int, seq_len: int | None = None
+) -> tuple[torch.Tensor, float]:
     inv_freq, _ = default(params, head_dim, max_pos)
     return inv_freq / params["factor"], 1.0
 
 
-def dynamic(params: dict[str, Any], head_dim: int, max_pos: int, seq_len: int | None = None):
+def dynamic(
+    params: dict[str, Any], head_dim: int, max_pos: int, seq_len: int | None = None
+) -> tuple[torch.Tensor, float]:
     """NTK-aware scaling: the base grows once the sequence is longer than ``max_position_embeddings``."""
     dim = _rotary_dim(params, head_dim)
     factor = params["factor"]
@@ -65,7 +71,9 @@ def dynamic(params: dict[str, Any], head_dim: int, max_pos: int, seq_len: int | 
     return _base_inv_freq(base, dim), 1.0
 
 
-def yarn(params: dict[str, Any], head_dim: int, max_pos: int, seq_len: int | None = None):
+def yarn(
+    params: dict[str, Any], head_dim: int, max_pos: int, seq_len: int | None = None
+) -> tuple[torch.Tensor, float]:
     dim = _rotary_dim(params, head_dim)
     base = params["rope_theta"]
     original = params.get("original_max_position_embeddings") or max_pos
@@ -97,7 +105,9 @@ def yarn(params: dict[str, Any], head_dim: int, max_pos: int, seq_len: int | Non
     return inv_freq, attention_factor
 
 
-def longrope(params: dict[str, Any], head_dim: int, max_pos: int, seq_len: int | None = None):
+def longrope(
+    params: dict[str, Any], head_dim: int, max_pos: int, seq_len: int | None = None
+) -> tuple[torch.Tensor, float]:
     dim = _rotary_dim(params, head_dim)
     original = params.get("original_max_position_embeddings") or max_pos
     factor = params.get("factor") or max_pos / original
@@ -110,7 +120,9 @@ def longrope(params: dict[str, Any], head_dim: int, max_pos: int, seq_len: int |
     return inv_freq, attention_factor
 
 
-def llama3(params: dict[str, Any], head_dim: int, max_pos: int, seq_len: int | None = None):
+def llama3(
+    params: dict[str, Any], head_dim: int, max_pos: int, seq_len: int | None = None
+) -> tuple[torch.Tensor, float]:
     inv_freq, _ = default(params, head_dim, max_pos)
     factor, low_ff, high_ff = params["factor"], params["low_freq_factor"], params["high_freq_factor"]
     old_len = params.get("original_max_position_embeddings") or max_pos
@@ -174,12 +186,12 @@ class RotaryEmbedding(nn.Module):
     ) -> None:
         super().__init__()
         self.params = rope_parameters
-        self.rope_type = rope_parameters["rope_type"]
+        self.rope_type: str = rope_parameters["rope_type"]
         self.head_dim = head_dim
         self.max_position_embeddings = max_position_embeddings
         self.original_max_seq_len = max_position_embeddings
         self.max_seq_len_cached = max_position_embeddings
-        self.attention_scaling = 1.0
+        self.attention_scaling: float = 1.0
         self.register_buffer("inv_freq", torch.empty(0), persistent=False)
         self.register_buffer("original_inv_freq", torch.empty(0), persistent=False)
         self.reset_buffers()
@@ -194,8 +206,8 @@ class RotaryEmbedding(nn.Module):
                 self.params, self.head_dim, self.max_position_embeddings
             )
         self.inv_freq = inv_freq.to(device)
-        self.original_inv_freq = inv_freq.clone().to(device)
-        self.max_seq_len_cached = self.original_max_seq_len
+        self.original_inv_freq: torch.Tensor = inv_freq.clone().to(device)
+        self.max_seq_len_cached: int = self.original_max_seq_len
         self._long_inv_freq: torch.Tensor | None = None
 
     def _update_dynamic(self, seq_len: int, device: torch.device) -> None:
@@ -216,7 +228,7 @@ class RotaryEmbedding(nn.Module):
                 self.params, self.head_dim, self.max_position_embeddings, original + 1
             )
         chosen = self._long_inv_freq if seq_len > original else self.original_inv_freq
-        self.inv_freq = chosen.to(device)
+        self.inv_freq: torch.Tensor = chosen.to(device)
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor, position_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -65,8 +65,8 @@ class AffineTransformed(TransformedDistribution):
         scale: torch.Tensor | float | None = None,
         event_dim: int = 0,
     ) -> None:
-        self.scale = 1.0 if scale is None else scale
-        self.loc = 0.0 if loc is None else loc
+        self.scale: float | torch.Tensor = 1.0 if scale is None else scale
+        self.loc: float | torch.Tensor = 0.0 if loc is None else loc
         _positive("scale", self.scale)
         super().__init__(
             base_distribution, [AffineTransform(loc=self.loc, scale=self.scale, event_dim=event_dim)]
@@ -93,7 +93,7 @@ class ParameterProjection(nn.Module):
     ) -> None:
         super().__init__()
         self.args_dim = args_dim
-        self.proj = nn.ModuleList([nn.Linear(in_features, dim) for dim in args_dim.values()])
+        self.proj: nn.ModuleList = nn.ModuleList([nn.Linear(in_features, dim) for dim in args_dim.values()])
         self.domain_map = domain_map
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -179,7 +179,7 @@ class DistributionOutput:
 
 class StudentTOutput(DistributionOutput):
     args_dim: ClassVar[dict[str, int]] = {"df": 1, "loc": 1, "scale": 1}
-    distribution_class = StudentT
+    distribution_class: ClassVar[type[Distribution]] = StudentT
 
     @classmethod
     def domain_map(  # type: ignore[override]
@@ -192,7 +192,7 @@ class StudentTOutput(DistributionOutput):
 
 class NormalOutput(DistributionOutput):
     args_dim: ClassVar[dict[str, int]] = {"loc": 1, "scale": 1}
-    distribution_class = Normal
+    distribution_class: ClassVar[type[Distribution]] = Normal
 
     @classmethod
     def domain_map(cls, loc: torch.Tensor, scale: torch.Tensor) -> tuple[torch.Tensor, ...]:  # type: ignore[override]
@@ -204,7 +204,7 @@ class NegativeBinomialOutput(DistributionOutput):
     """Counts: the series' scale multiplies the mean by shifting the logits (``loc`` does not apply)."""
 
     args_dim: ClassVar[dict[str, int]] = {"total_count": 1, "logits": 1}
-    distribution_class = NegativeBinomial
+    distribution_class: ClassVar[type[Distribution]] = NegativeBinomial
 
     @classmethod
     def domain_map(  # type: ignore[override]
@@ -231,7 +231,9 @@ def nll(input: Distribution, target: torch.Tensor) -> torch.Tensor:
     return -input.log_prob(target)
 
 
-def weighted_average(input_tensor: torch.Tensor, weights: torch.Tensor | None = None, dim: int | None = None):
+def weighted_average(
+    input_tensor: torch.Tensor, weights: torch.Tensor | None = None, dim: int | None = None
+) -> torch.Tensor:
     """Mean of ``input_tensor`` over ``dim`` counting only entries where ``weights`` != 0 (a padding mask; a
     NaN there does not poison the mean). ``dim=0`` means dim 0 (transformers reads it as "every dim")."""
     if weights is None:
