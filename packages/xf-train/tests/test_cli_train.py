@@ -106,7 +106,7 @@ def test_xf_train_fine_tunes_a_causal_lm_from_jsonl_in_a_subprocess(files, tmp_p
         start = AutoModelForCausalLM.from_pretrained(files / "lm")(**batch, labels=batch["input_ids"]).loss
     assert trained < start - 0.2  # four steps at lr 1e-2 on its own data: the loss fell
     card = (out / "README.md").read_text()
-    assert f"base_model: {files / 'lm'}" in card and "learning_rate: 0.01" in card
+    assert "- learning_rate: 0.01\n" in card and "the train.jsonl dataset" in card and "model-index:" in card
 
 
 def test_resume_continues_the_run_to_the_same_weights(files, tmp_path, capsys):

@@ -408,7 +408,8 @@ def _accuracy(prediction: Any) -> dict[str, float]:
 def _write_card(trainer: Any, cmd: TrainCommandArguments, output_dir: Path) -> None:
     from xf_train._modelcard import model_card
 
+    base = None if cmd.model is None or Path(cmd.model).is_dir() else cmd.model  # a Hub id, not a local path
     text = model_card(
-        trainer, model_name=output_dir.name, finetuned_from=cmd.model, dataset=Path(cmd.train_file or "").name
+        trainer, model_name=output_dir.name, finetuned_from=base, dataset=Path(cmd.train_file or "").name
     )
     (output_dir / "README.md").write_text(text, encoding="utf-8")
