@@ -45,6 +45,7 @@ def files(tmp_path_factory):
     (root / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     csv_rows = ["sentence,label", *(f"{r['text']},{r['label']}" for r in rows)]
     (root / "train.csv").write_text("\n".join(csv_rows) + "\n")
+    (root / "train.txt").write_text("\n\n".join(TEXTS * 2) + "\n")  # one example a line; blank lines skipped
     return root
 
 
@@ -110,7 +111,7 @@ def test_xf_train_fine_tunes_a_causal_lm_from_jsonl_in_a_subprocess(files, tmp_p
 
 
 def test_resume_continues_the_run_to_the_same_weights(files, tmp_path, capsys):
-    common = ["--model", str(files / "lm"), "--train_file", str(files / "train.jsonl"), "--max_steps", "4"]
+    common = ["--model", str(files / "lm"), "--train_file", str(files / "train.txt"), "--max_steps", "4"]
     common += ["--save_steps", "2", "--per_device_train_batch_size", "3", "--learning_rate", "1e-3"]
     whole, resumed = tmp_path / "whole", tmp_path / "resumed"
     assert run_here(capsys, *common, "--output_dir", str(whole))[0] == 0
@@ -141,12 +142,17 @@ def test_classifier_from_csv_with_a_config_file_and_flag_overrides(files, tmp_pa
         f"text_column: sentence\nlearning_rate: 1e-2\nmax_steps: 50\noutput_dir: {tmp_path / 'out'}\n"
     )
     code, out, err = run_here(
-        capsys, "--config", str(config), "--max_steps", "3", "--validation_file", str(files / "train.csv")
+        capsys,
+        *("--config", str(config), "--max_steps", "3", "--validation_file", str(files / "train.csv")),
+        *("--eval_strategy", "steps", "--eval_steps", "2"),
     )
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0].startswith("trained 3 steps")  # the flag overrode the file's max_steps
     assert any(line.startswith("eval_accuracy: ") for line in lines)
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "### Training results" in card and "| Accuracy" in card  # the evaluation at step 2
+    assert "metrics:\n- accuracy\n" in card  # the front matter's metric tags
     saved = json.loads((tmp_path / "out" / "config.json").read_text())
     assert saved["id2label"] == {"0": "negative", "1": "positive"}  # names sorted into ids
     assert saved["label2id"] == {"negative": 0, "positive": 1}
@@ -181,6 +187,10 @@ FILES = {
             "no usable label",
         ),
         (["--config", "{t}/x.yaml"], "x.yaml: unknown keys ['bogus']"),
+        (
+            ["--model", "{d}/lm", "--train_file", "{t}/ok.jsonl", "--eval_strategy", "epoch"],
+            "needs a --validation_file",
+        ),
     ],
 )
 def test_mistakes_end_as_one_line(files, tmp_path, capsys, args, message):

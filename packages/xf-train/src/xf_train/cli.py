@@ -32,7 +32,7 @@ from xf_core.argparser import ArgumentParser
 from xf_core.cli import write_output
 from xf_core.errors import XfFileNotFoundError, XfValueError
 
-__all__ = ["TrainCommandArguments", "setup"]
+__all__ = ["TrainCommandArguments", "read_examples", "setup", "train_command"]
 
 Task = Literal["causal-lm", "sequence-classification"]
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
@@ -80,6 +80,13 @@ class TrainCommandArguments:
     )
     logging_steps: float = 500
     save_steps: float = 500
+    eval_strategy: Literal["no", "steps", "epoch"] = field(
+        default="no",
+        metadata=_help("evaluate --validation_file during training too: every eval_steps, or epoch"),
+    )
+    eval_steps: float | None = field(
+        default=None, metadata=_help("evaluate every N steps (default: logging_steps)")
+    )
     save_total_limit: int | None = field(default=None, metadata=_help("keep at most this many checkpoints"))
     seed: int = 42
     bf16: bool = field(default=False, metadata=_help("bfloat16 autocast"))
@@ -102,6 +109,10 @@ class TrainCommandArguments:
                     raise XfValueError(f"--{f.name}: {value!r} is not a number.") from e
         if self.task not in ("causal-lm", "sequence-classification"):
             raise XfValueError(f"--task {self.task!r}: use causal-lm or sequence-classification.")
+        if self.eval_strategy != "no" and self.validation_file is None:
+            raise XfValueError(
+                f"--eval_strategy {self.eval_strategy} needs a --validation_file to evaluate on."
+            )
         if self.max_length < 1:
             raise XfValueError(f"--max_length must be at least 1, got {self.max_length}.")
 
@@ -189,6 +200,8 @@ def train_command(cmd: TrainCommandArguments) -> int:
         lr_scheduler_type=cmd.lr_scheduler_type,
         logging_steps=cmd.logging_steps,
         save_steps=cmd.save_steps,
+        eval_strategy=cmd.eval_strategy,
+        eval_steps=cmd.eval_steps,
         save_total_limit=cmd.save_total_limit,
         seed=cmd.seed,
         bf16=cmd.bf16,
