@@ -202,3 +202,17 @@ def test_mistakes_end_as_one_line(files, tmp_path, capsys, args, message):
     assert err.startswith("xf train: error: ") and err.count("\n") == 1
     assert message in err
     assert not (tmp_path / "out").exists()
+
+
+def test_without_xf_tokenize_the_command_says_to_install_it(files, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "xf_tokenize", None)  # as if not installed: importing it fails
+    code, _, err = run_here(
+        capsys,
+        "--model",
+        str(files / "lm"),
+        "--train_file",
+        str(files / "train.txt"),
+        "--output_dir",
+        str(tmp_path),
+    )
+    assert code == 1 and "pip install xf-tokenize" in err

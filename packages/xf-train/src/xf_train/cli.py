@@ -3,7 +3,8 @@
 Options are the fields of :class:`TrainCommandArguments` (``--learning_rate 1e-4`` or ``--learning-rate``),
 read by xf-core's :class:`~xf_core.ArgumentParser`; ``--config FILE`` (YAML or JSON, the same names as keys)
 supplies values that flags given on the command line override. Cheap to import: torch, the model and the
-tokenizer load only when the command runs (the tokenizer through xf-tokenize: ``pip install 'xf-train[cli]'``).
+tokenizer load only when the command runs. The tokenizer is read with xf-tokenize, which xf-train does not
+depend on (the two sit side by side in the layer order): ``xf train`` says to install it when it is missing.
 
 Data: ``.jsonl`` (or ``.json``, one object per line or one array of objects) and ``.csv``/``.tsv`` rows give
 the text from ``--text_column`` and, for ``--task sequence-classification``, the label from ``--label_column``
@@ -361,7 +362,9 @@ def _load_tokenizer(cmd: TrainCommandArguments) -> Any:
     try:
         from xf_tokenize import AutoTokenizer
     except ImportError as e:
-        raise XfValueError("xf train needs xf-tokenize; install it with: pip install 'xf-train[cli]'") from e
+        raise XfValueError(
+            "xf train reads the tokenizer with xf-tokenize; install it: pip install xf-tokenize"
+        ) from e
     tokenizer = AutoTokenizer.from_pretrained(cmd.tokenizer or cmd.model)
     if tokenizer.pad_token is None:  # batches need padding; a decoder's usual choice is its EOS token
         if tokenizer.eos_token is None:
