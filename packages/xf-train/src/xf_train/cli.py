@@ -225,9 +225,15 @@ def train_command(cmd: TrainCommandArguments) -> int:
     trainer.train(resume_from_checkpoint=resume)
     trainer.save_model()
     lines = [f"model saved to {output_dir}"]
-    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    history = trainer.state.log_history
+    mean = [entry["train_loss"] for entry in history if "train_loss" in entry]  # the end-of-run summary
+    losses = [entry["loss"] for entry in history if "loss" in entry]
     summary = f"trained {trainer.state.global_step} steps"
-    lines.insert(0, summary + (f", last logged loss {losses[-1]:.4f}" if losses else ""))
+    if mean:
+        summary += f", mean training loss {mean[-1]:.4f}"
+    if losses:
+        summary += f", last logged loss {losses[-1]:.4f}"
+    lines.insert(0, summary)
     if eval_dataset is not None:
         metrics = trainer.evaluate()
         lines += [f"{key}: {value:.4f}" for key, value in metrics.items() if isinstance(value, float)]
