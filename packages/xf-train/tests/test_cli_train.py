@@ -140,11 +140,11 @@ def test_classifier_from_csv_with_a_config_file_and_flag_overrides(files, tmp_pa
     config.write_text(
         f"model: {files / 'cls'}\ntask: sequence-classification\ntrain_file: {files / 'train.csv'}\n"
         f"text_column: sentence\nlearning_rate: 1e-2\nmax_steps: 50\noutput_dir: {tmp_path / 'out'}\n"
+        "eval_strategy: steps\neval_steps: '2'\n"  # YAML reads 1e-2 as text; numbers as text are converted
     )
     code, out, err = run_here(
         capsys,
         *("--config", str(config), "--max_steps", "3", "--validation_file", str(files / "train.csv")),
-        *("--eval_strategy", "steps", "--eval_steps", "2"),
     )
     assert code == 0, err
     lines = out.splitlines()

@@ -38,6 +38,12 @@ __all__ = ["TrainCommandArguments", "read_examples", "setup", "train_command"]
 Task = Literal["causal-lm", "sequence-classification"]
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 _DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".txt")
+_NUMBER_TYPES: dict[str, Callable[[str], Any]] = {
+    "int": int,
+    "float": float,
+    "int | None": int,
+    "float | None": float,
+}
 
 
 def _help(text: str, **extra: Any) -> dict[str, Any]:
@@ -103,17 +109,14 @@ class TrainCommandArguments:
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):  # a YAML 1e-4 is a string; numbers from a file may be text
             value = getattr(self, f.name)
-            if isinstance(value, str) and f.type in ("int", "float", "int | None"):
+            number = _NUMBER_TYPES.get(str(f.type))
+            if isinstance(value, str) and number is not None:
                 try:
-                    setattr(self, f.name, int(value) if f.type.startswith("int") else float(value))
+                    setattr(self, f.name, number(value))
                 except ValueError as e:
                     raise XfValueError(f"--{f.name}: {value!r} is not a number.") from e
         if self.task not in ("causal-lm", "sequence-classification"):
             raise XfValueError(f"--task {self.task!r}: use causal-lm or sequence-classification.")
-        if self.eval_strategy != "no" and self.validation_file is None:
-            raise XfValueError(
-                f"--eval_strategy {self.eval_strategy} needs a --validation_file to evaluate on."
-            )
         if self.max_length < 1:
             raise XfValueError(f"--max_length must be at least 1, got {self.max_length}.")
 
@@ -166,6 +169,8 @@ def train_command(cmd: TrainCommandArguments) -> int:
     if cmd.model is None or cmd.train_file is None:
         missing = "--model" if cmd.model is None else "--train_file"
         raise XfValueError(f"{missing} is required (a flag, or a key of the --config file).")
+    if cmd.eval_strategy != "no" and cmd.validation_file is None:
+        raise XfValueError(f"--eval_strategy {cmd.eval_strategy} needs a --validation_file to evaluate on.")
     output_dir = Path(cmd.output_dir)
     resume = _resume_point(cmd, output_dir)
     tokenizer = _load_tokenizer(cmd)
