@@ -304,9 +304,8 @@ def test_model_card_lists_hyperparameters_and_eval_results(tiny_checkpoint, toke
     last_eval = [e for e in trainer.state.log_history if "eval_loss" in e][-1]["eval_loss"]
     assert f"- Loss: {last_eval:.4f}" in text
     table = [line for line in text.splitlines() if line.startswith("| ")]
-    assert len(table) == 3 and table[0].startswith(
-        "| Training Loss | Epoch | Step | Loss"
-    )  # header + 2 evals
+    header = [cell.strip() for cell in table[0].split("|")[1:-1]]
+    assert len(table) == 3 and header == ["Training Loss", "Epoch", "Step", "Validation Loss"]  # + 2 evals
 
 
 def test_evaluate_without_labels_gives_metrics_only(tiny_checkpoint, token_dataset, tmp_path):

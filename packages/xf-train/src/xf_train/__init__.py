@@ -13,6 +13,8 @@ __version__ = "0.2.0"
 _EXPORTS = {
     "TrainingArguments": "xf_train._training_args",
     "DataCollatorForLanguageModeling": "xf_train._collators",
+    "DataCollatorForSeq2Seq": "xf_train._collators",
+    "DataCollatorForTokenClassification": "xf_train._collators",
     "DataCollatorWithPadding": "xf_train._collators",
     "default_data_collator": "xf_train._collators",
     "create_optimizer": "xf_train._optim",
