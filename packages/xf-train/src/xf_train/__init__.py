@@ -29,6 +29,8 @@ _EXPORTS = {
 if TYPE_CHECKING:  # the lazily exported names, as type checkers and IDEs should see them
     from xf_train._collators import (
         DataCollatorForLanguageModeling,
+        DataCollatorForSeq2Seq,
+        DataCollatorForTokenClassification,
         DataCollatorWithPadding,
         default_data_collator,
     )
@@ -43,6 +45,8 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "DataCollatorForLanguageModeling",
+    "DataCollatorForSeq2Seq",
+    "DataCollatorForTokenClassification",
     "DataCollatorWithPadding",
     "DebugUnderflowOverflow",
     "EvalPrediction",
