@@ -114,7 +114,7 @@ class SentenceTransformer:
         if backend == "onnx":
             from xf_pipeline._onnx import OnnxEncoder
 
-            self._onnx = OnnxEncoder.for_model(pipe.model, cache_dir=cache_dir)
+            self._onnx = OnnxEncoder.for_model(pipe.model, pipe.tokenizer, cache_dir=cache_dir)
         self.max_seq_length: int | None = pipe.max_seq_length()
         self.prompts: dict[str, str] = dict(config.prompts)
         self.default_prompt_name: str | None = config.default_prompt_name
