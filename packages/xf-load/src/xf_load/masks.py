@@ -9,6 +9,10 @@ The masks are boolean, True = visible, as transformers passes them to SDPA (a qu
 left-padding position, then gets a zero output there; eager attention gives it a uniform average, as in
 transformers). ``causal_mask`` returns None when plain causal attention (``is_causal=True`` in SDPA) or no
 mask at all is exactly right, which lets SDPA pick its fastest kernel.
+
+Whether a padding mask hides anything is a question about the data; while ``torch.export`` or
+``torch.compile`` traces, it is not asked (the mask is always built, which gives the same outputs), so one
+traced graph serves every batch, padded or not.
 """
 
 from __future__ import annotations
@@ -16,6 +20,13 @@ from __future__ import annotations
 import torch
 
 __all__ = ["causal_mask", "padding_mask"]
+
+
+def _nothing_padded(attention_mask: torch.Tensor) -> bool:
+    """True when every position of the 2D mask is visible; False, without looking, while tracing."""
+    if torch.compiler.is_compiling():
+        return False
+    return bool(attention_mask.all())
 
 
 def causal_mask(
@@ -35,7 +46,7 @@ def causal_mask(
     T = cache_position.shape[0]
     if attention_mask is not None and attention_mask.dim() == 4:
         return attention_mask  # a prepared 4D mask is used as given
-    if allow_none and (attention_mask is None or bool(attention_mask.all())):
+    if allow_none and (attention_mask is None or _nothing_padded(attention_mask)):
         window_hides = sliding_window is not None and kv_length > sliding_window
         if not window_hides and (kv_length == T or T == 1):
             return None
@@ -61,7 +72,7 @@ def padding_mask(
         return None
     if attention_mask.dim() == 4:
         return attention_mask
-    if bool(attention_mask.all()):
+    if _nothing_padded(attention_mask):
         return None
     B, S = attention_mask.shape
     return attention_mask[:, None, None, :].to(torch.bool).expand(B, 1, query_length or S, S)

@@ -2,6 +2,9 @@
 
 ``out.logits``, ``out["logits"]`` and ``out[0]`` all work like transformers' ModelOutput: index and key
 access see only the fields that are not None, in declaration order.
+
+Every output class is a pytree node (as transformers registers its ModelOutput), so ``torch.export`` and
+``torch.compile`` can return it from a traced forward.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
+import torch.utils._pytree as pytree
 
 __all__ = [
     "BaseModelOutput",
@@ -23,8 +27,28 @@ __all__ = [
 ]
 
 
+def _flatten(output: ModelOutput) -> tuple[list[Any], list[str]]:
+    names = [f.name for f in fields(output)]
+    return [getattr(output, name) for name in names], names
+
+
+def _flatten_with_keys(output: ModelOutput) -> tuple[list[tuple[Any, Any]], list[str]]:
+    values, names = _flatten(output)
+    return [(pytree.GetAttrKey(name), value) for name, value in zip(names, values)], names
+
+
 @dataclass
 class ModelOutput:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        pytree.register_pytree_node(
+            cls,
+            _flatten,
+            lambda values, names: cls(**dict(zip(names, values))),
+            serialized_type_name=f"{cls.__module__}.{cls.__qualname__}",
+            flatten_with_keys_fn=_flatten_with_keys,
+        )
+
     def to_tuple(self) -> tuple[Any, ...]:
         return tuple(v for v in (getattr(self, f.name) for f in fields(self)) if v is not None)
 

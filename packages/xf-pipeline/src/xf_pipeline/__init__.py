@@ -13,6 +13,7 @@ from xf_pipeline.errors import (
     PipelineInputError,
     PipelineParameterError,
     UnknownTaskError,
+    UnsupportedSentenceModuleError,
 )
 
 __version__ = "0.2.0"
@@ -27,14 +28,19 @@ __all__ = [
     "PipelineInputError",
     "PipelineParameterError",
     "QuestionAnsweringPipeline",
+    "SentenceConfig",
     "SentenceSimilarityPipeline",
+    "SentenceTransformer",
     "TextClassificationPipeline",
     "TextGenerationPipeline",
     "TokenClassificationPipeline",
     "UnknownTaskError",
+    "UnsupportedSentenceModuleError",
     "ZeroShotClassificationPipeline",
     "__version__",
     "pipeline",
+    "read_sentence_config",
+    "semantic_search",
 ]
 
 if TYPE_CHECKING:  # the lazily exported names, as type checkers and IDEs should see them
@@ -63,5 +69,9 @@ __getattr__, __dir__ = lazy_exports(
         "QuestionAnsweringPipeline": "xf_pipeline._question_answering",
         "ZeroShotClassificationPipeline": "xf_pipeline._zero_shot",
         "TextGenerationPipeline": "xf_pipeline._text_generation",
+        "SentenceTransformer": "xf_pipeline._sentence_transformer",
+        "semantic_search": "xf_pipeline._sentence_transformer",
+        "SentenceConfig": "xf_pipeline._sentence_config",
+        "read_sentence_config": "xf_pipeline._sentence_config",
     },
 )

@@ -109,7 +109,12 @@ def pipeline(
             local_files_only=hub.local_files_only,
             token=hub.token,
         )
-    return pipeline_class(task)(loaded, tokenizer, device=device, batch_size=batch_size, **task_defaults)
+    cls = pipeline_class(task)
+    if isinstance(model, (str, os.PathLike)) and task in ("feature-extraction", "sentence-similarity"):
+        from xf_pipeline._sentence_config import read_sentence_config
+
+        task_defaults["sentence_config"] = read_sentence_config(source, hub=hub)  # from the same revision
+    return cls(loaded, tokenizer, device=device, batch_size=batch_size, **task_defaults)
 
 
 def _hub_options(

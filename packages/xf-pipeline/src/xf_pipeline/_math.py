@@ -14,6 +14,7 @@ import torch
 __all__ = [
     "AGGREGATION_STRATEGIES",
     "CLASSIFICATION_FUNCTIONS",
+    "POOLINGS",
     "aggregate",
     "apply_function",
     "best_spans",
@@ -46,16 +47,63 @@ def apply_function(logits: torch.Tensor, function: str) -> torch.Tensor:
 
 
 # -- feature extraction ----------------------------------------------------------------------------
-def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
-    """Pool ``(T, H)`` token states over the unmasked tokens: ``mean``, ``cls`` (first token) or ``none``."""
+POOLINGS: tuple[str, ...] = (
+    "none",
+    "cls",
+    "mean",
+    "max",
+    "mean_sqrt_len_tokens",
+    "weightedmean",
+    "lasttoken",
+)
+
+
+def pool(
+    hidden: torch.Tensor,
+    attention_mask: torch.Tensor,
+    pooling: str,
+    *,
+    prompt_length: torch.Tensor | list[int] | int | None = None,
+) -> torch.Tensor:
+    """Pool token states ``(..., T, H)`` over the tokens where ``attention_mask`` ``(..., T)`` is 1, as
+    sentence-transformers' Pooling does (right or left padding alike):
+
+    ``cls`` the first unmasked token; ``mean`` their mean; ``mean_sqrt_len_tokens`` their sum over the square
+    root of their number; ``max`` the element-wise max; ``weightedmean`` a mean weighted by position (1, 2,
+    ... from the first unmasked token); ``lasttoken`` the last unmasked token; ``none`` the states as given.
+    ``prompt_length`` (an int, or one per row) leading unmasked tokens are left out, as sentence-transformers'
+    ``include_prompt=False`` does (weighted-mean positions still count from the first unmasked token).
+    """
     if pooling == "none":
         return hidden
-    if pooling == "cls":
-        return hidden[0]
-    if pooling == "mean":
-        mask = attention_mask.to(hidden.dtype).unsqueeze(-1)  # (T, 1)
-        return (hidden * mask).sum(0) / mask.sum().clamp(min=1e-9)
-    raise ValueError(f"pooling must be one of none, mean, cls, got {pooling!r}")
+    first = attention_mask.to(torch.int32).argmax(-1, keepdim=True)  # (..., 1): left padding
+    if prompt_length is not None:
+        length = torch.as_tensor(prompt_length, device=attention_mask.device)
+        positions = torch.arange(attention_mask.shape[-1], device=attention_mask.device)
+        keep = positions >= first + (length.reshape(first.shape) if length.dim() else length)
+        attention_mask = attention_mask * keep.to(attention_mask.dtype)
+    mask = attention_mask.to(hidden.dtype).unsqueeze(-1)  # (..., T, 1)
+    T, H = hidden.shape[-2], hidden.shape[-1]
+    if pooling in ("cls", "lasttoken"):
+        if pooling == "cls":
+            index = attention_mask.to(torch.int32).argmax(-1)  # first unmasked token
+        else:
+            seen, last_from_end = attention_mask.to(torch.int32).flip(-1).max(-1)
+            index = torch.where(seen == 0, T - 1, T - 1 - last_from_end)
+            hidden = hidden * mask  # a row with no unmasked token gives zeros, as sentence-transformers
+        index = index.unsqueeze(-1).unsqueeze(-1).expand(*index.shape, 1, H)  # (..., 1, H)
+        return hidden.gather(-2, index).squeeze(-2)
+    if pooling == "max":
+        return hidden.masked_fill(mask == 0, float("-inf")).amax(-2)
+    if pooling in ("mean", "mean_sqrt_len_tokens"):
+        count = mask.sum(-2).clamp(min=1e-9)  # (..., 1)
+        total = (hidden * mask).sum(-2)
+        return total / (count if pooling == "mean" else count.sqrt())
+    if pooling == "weightedmean":
+        positions = torch.arange(1, T + 1, device=hidden.device, dtype=hidden.dtype)
+        weights = (positions - first.to(hidden.dtype)).unsqueeze(-1) * mask  # (..., T, 1)
+        return (hidden * weights).sum(-2) / weights.sum(-2).clamp(min=1e-9)
+    raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
 
 
 # -- fill-mask -------------------------------------------------------------------------------------

@@ -6,7 +6,13 @@ from collections.abc import Iterable
 
 from xf_core.errors import XfValueError
 
-__all__ = ["NoDefaultModelError", "PipelineInputError", "PipelineParameterError", "UnknownTaskError"]
+__all__ = [
+    "NoDefaultModelError",
+    "PipelineInputError",
+    "PipelineParameterError",
+    "UnknownTaskError",
+    "UnsupportedSentenceModuleError",
+]
 
 
 class UnknownTaskError(XfValueError):
@@ -44,3 +50,17 @@ class PipelineInputError(XfValueError):
     def __init__(self, message: str, *, task: str) -> None:
         self.task = task
         super().__init__(message)
+
+
+class UnsupportedSentenceModuleError(XfValueError):
+    """A sentence-transformers model's ``modules.json`` lists a module xf does not implement (Dense, a custom
+    module), so xf's sentence embeddings would differ from the model's own; ``modules`` names them."""
+
+    def __init__(self, modules: Iterable[str], *, source: str) -> None:
+        self.modules: list[str] = list(modules)
+        self.source = source
+        super().__init__(
+            f"{source}/modules.json lists module(s) xf does not implement: {', '.join(self.modules)}; xf runs "
+            "Transformer, Pooling and Normalize only. Use sentence-transformers for this model, or "
+            "feature-extraction with pooling='none' for its token embeddings."
+        )
