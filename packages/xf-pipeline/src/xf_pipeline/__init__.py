@@ -48,6 +48,8 @@ if TYPE_CHECKING:  # the lazily exported names, as type checkers and IDEs should
     from xf_pipeline._feature_extraction import FeatureExtractionPipeline, SentenceSimilarityPipeline
     from xf_pipeline._fill_mask import FillMaskPipeline
     from xf_pipeline._question_answering import QuestionAnsweringPipeline
+    from xf_pipeline._sentence_config import SentenceConfig, read_sentence_config
+    from xf_pipeline._sentence_transformer import SentenceTransformer, semantic_search
     from xf_pipeline._text_classification import TextClassificationPipeline
     from xf_pipeline._text_generation import TextGenerationPipeline
     from xf_pipeline._token_classification import TokenClassificationPipeline
