@@ -3,9 +3,11 @@
 ``import xf_load`` is cheap: the public names load their modules (and torch) on first use.
 """
 
+from importlib import metadata as _metadata
+
 from xf_core.lazy import lazy_exports
 
-__version__ = "0.2.0"
+__version__ = _metadata.version("xf-load")
 
 _EXPORTS = {
     "AutoConfig": "xf_load.auto",
