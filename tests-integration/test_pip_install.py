@@ -14,6 +14,8 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -162,3 +164,23 @@ def test_uv_tool_install_gives_a_working_xf(built, tmp_path):
     site = next((tools / "xf-pipeline").glob("lib/python*/site-packages"))
     found = {canonicalize_name(p.name.split("-")[0]) for p in site.glob("*.dist-info")}
     assert MODEL in found and not found & NEVER
+
+
+def test_every_member_ships_the_license_urls_and_classifiers(built):
+    license_text = (ROOT / "LICENSE").read_text()
+    assert license_text.lstrip().startswith("Apache License") and "Version 2.0, January 2004" in license_text
+    for pyproject in sorted(ROOT.glob("packages/*/pyproject.toml")):
+        project = tomllib.loads(pyproject.read_text())["project"]
+        assert project["license"] == "Apache-2.0" and project["license-files"] == ["LICENSE"], pyproject
+        assert (pyproject.parent / "LICENSE").read_text() == license_text, pyproject
+        assert {"Homepage", "Repository", "Issues", "Changelog"} <= set(project["urls"]), pyproject
+        assert "Programming Language :: Python :: 3 :: Only" in project["classifiers"], pyproject
+        assert not any(c.startswith("License ::") for c in project["classifiers"])  # PEP 639: the expression
+    wheels, _, _ = built
+    for wheel in wheels:
+        with zipfile.ZipFile(wheel) as archive:
+            names = archive.namelist()
+            assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), wheel.name
+            if wheel.name.startswith("xf_pipeline-"):  # what `uv tool install`/`pipx install` expose
+                (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+                assert "[console_scripts]\nxf = xf_core.cli:main" in archive.read(entry_points).decode()
