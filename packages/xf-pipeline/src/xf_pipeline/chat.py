@@ -66,7 +66,7 @@ class Chat:
     def __init__(self, model: Any, tokenizer: Any, *, system: str | None, generate_kwargs: dict[str, Any]):
         self.model = model
         self.tokenizer = tokenizer
-        self.system = [{"role": "system", "content": system}] if system else []
+        self.system: list[dict[str, str]] = [{"role": "system", "content": system}] if system else []
         self.messages: list[dict[str, str]] = list(self.system)
         self.generate_kwargs = generate_kwargs
 
