@@ -14,11 +14,12 @@ from xf_core.cli import commands, main, version_line
 
 
 @pytest.fixture
-def restore_logging():
+def restore_logging(monkeypatch):
+    """Put back the level and the progress-bar switch (unset, so XF_DISABLE_PROGRESS rules again)."""
     level = xf_logging.get_verbosity()
+    monkeypatch.setattr(xf_logging, "_progress_override", xf_logging._progress_override)
     yield
     xf_logging.set_verbosity(level)
-    xf_logging.enable_progress_bars()
 
 
 def test_version_names_every_installed_xf_package(capsys):
