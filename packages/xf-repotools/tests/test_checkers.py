@@ -308,6 +308,17 @@ def test_versions_dunder_changelog_and_sibling_ranges(tmp_path, capsys):
     assert "packages/xb/pyproject.toml:4: xb requires xa>=0.2,<0.3 but xa is 0.3.0" in out
 
 
+def test_versions_read_from_metadata_must_name_the_member_itself(tmp_path, capsys):
+    _member(tmp_path, "xa", "0.2.0", [])
+    init = tmp_path / "packages/xa/src/xa/__init__.py"
+    init.write_text('from importlib import metadata\n\n__version__ = metadata.version("xa")\n')
+    assert _check(tmp_path, "versions") == 0
+    init.write_text('from importlib.metadata import version\n\n__version__ = version("xb")\n')
+    assert _check(tmp_path, "versions") == 1
+    out = capsys.readouterr().out
+    assert "packages/xa/src/xa/__init__.py:3: __version__ reads the metadata of 'xb', not of 'xa'" in out
+
+
 def test_exit_codes_and_json_output(tmp_path, capsys):
     write_files(
         tmp_path, {"pkg/__init__.py": "", "pkg/a.py": "# Copied from pkg.nope.Thing\ndef f():\n    pass\n"}

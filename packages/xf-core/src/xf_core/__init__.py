@@ -4,6 +4,8 @@ Hub/local file resolution, errors, logging and progress bars, lazy imports, depe
 dataclass argument parser, testing helpers (``xf_core.testing``) and the ``xf`` command.
 """
 
+from importlib import metadata as _metadata
+
 from xf_core._atomic import atomic_directory, check_interrupted_save, os_error
 from xf_core._hub import HubOptions, is_local_path, resolve_file, resolve_files
 from xf_core.argparser import ArgumentParser
@@ -19,7 +21,7 @@ from xf_core.errors import (
 from xf_core.lazy import is_available, lazy_exports, require
 from xf_core.logging import get_logger, progress_bar, set_verbosity
 
-__version__ = "0.2.0"
+__version__ = _metadata.version("xf-core")
 
 __all__ = [
     "ArgumentParser",

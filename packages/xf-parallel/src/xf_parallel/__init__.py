@@ -1,5 +1,7 @@
 """Tensor, data, context and fully-sharded parallelism with torch.distributed."""
 
-__version__ = "0.1.0"
+from importlib import metadata as _metadata
+
+__version__ = _metadata.version("xf-parallel")
 
 __all__ = ["__version__"]

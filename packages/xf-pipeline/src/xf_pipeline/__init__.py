@@ -4,6 +4,7 @@
 """
 
 from collections.abc import Callable
+from importlib import metadata as _metadata
 from typing import TYPE_CHECKING, Any
 
 from xf_core.lazy import lazy_exports
@@ -16,7 +17,7 @@ from xf_pipeline.errors import (
     UnsupportedSentenceModuleError,
 )
 
-__version__ = "0.2.0"
+__version__ = _metadata.version("xf-pipeline")
 
 __all__ = [
     "ALIASES",

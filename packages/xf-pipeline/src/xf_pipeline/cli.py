@@ -7,6 +7,10 @@ typing lines sees each answer at once. An input that fails (not UTF-8, rejected 
 record ``{"input": N, "error": "..."}`` in its place and the run goes on (exit code 1 at the end);
 ``--fail-fast`` stops at the first failure instead. A stdout that fills the disk, or stdin that cannot be
 read, ends the run with one line naming it; a closed stdout (``| head -1``) ends it quietly (``xf`` exits 141).
+
+``--format table`` writes a small aligned table per input instead (``sentence-similarity`` names each candidate
+next to its score); JSON lines stay the default, for scripts. Without ``--device`` the task runs on the first
+accelerator torch sees (``cuda:0``, else ``mps``), else on the CPU, as transformers 5's ``pipeline()`` does.
 """
 
 from __future__ import annotations
@@ -26,9 +30,10 @@ from xf_core.cli import write_output
 from xf_core.errors import XfError
 from xf_pipeline._registry import ALIASES, TASKS, normalize_task
 
-__all__ = ["parse_param", "setup"]
+__all__ = ["default_device", "format_table", "parse_param", "setup"]
 
 _DTYPES = ("auto", "float32", "float16", "bfloat16")
+_FORMATS = ("json", "table")
 
 
 def parse_param(text: str) -> tuple[str, Any]:
@@ -127,7 +132,16 @@ def _stream_batches(
 
 
 def setup(parser: argparse.ArgumentParser) -> Any:
-    """Run a task pipeline on texts from the arguments or stdin; one JSON line out per input."""
+    """Run a task pipeline on texts from the arguments or stdin; one JSON line out per input.
+
+    Examples:
+      xf pipeline sentence-similarity "A man is eating food." "A man eats bread." "A girl plays the violin."
+      xf pipeline sentence-similarity "A man is eating food." "A man eats bread." "Stocks fell." --format table
+      xf pipeline feature-extraction "Hello world" --param pooling=mean
+      cat texts.txt | xf pipeline sentiment-analysis --model DIR --batch-size 32 > results.jsonl
+      echo '{"question": "Where?", "context": "In Berlin."}' | xf pipeline qa --model DIR
+      xf pipeline ner "John lives in Berlin." --model DIR -p aggregation_strategy=simple --device cpu
+    """
     parser.add_argument(
         "task", metavar="TASK", help=f"one of {', '.join(TASKS)} (aliases: {', '.join(ALIASES)})"
     )
@@ -141,7 +155,10 @@ def setup(parser: argparse.ArgumentParser) -> Any:
         "--model", "-m", help="local directory or Hub repo id (default: the task's default model)"
     )
     parser.add_argument("--tokenizer", help="tokenizer directory or repo id (default: the model's)")
-    parser.add_argument("--device", help="cpu, cuda, cuda:1, mps, or a CUDA ordinal")
+    parser.add_argument(
+        "--device",
+        help="cpu, cuda, cuda:1, mps, or a CUDA ordinal (default: the first accelerator, else cpu)",
+    )
     parser.add_argument("--dtype", default="auto", choices=_DTYPES, help="weights dtype (default: auto)")
     parser.add_argument(
         "--batch-size", type=int, default=None, help="inputs per forward (default 1; 16 on stdin)"
@@ -167,6 +184,12 @@ def setup(parser: argparse.ArgumentParser) -> Any:
         help="stop at the first input that fails (default: write an error record for it and go on)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.add_argument(
+        "--format",
+        default="json",
+        choices=_FORMATS,
+        help="json: one JSON line per input (default); table: an aligned table per input, for reading",
+    )
     _allow_options_between_inputs(parser)
 
     def run(args: argparse.Namespace) -> int:
@@ -210,6 +233,10 @@ def _run(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: TextIO
         return _fail(stderr, f"--batch-size must be >= 1, got {args.batch_size}.")
     if args.max_wait < 0:
         return _fail(stderr, f"--max-wait must be >= 0 seconds, got {args.max_wait}.")
+    if args.format == "table" and task == "feature-extraction":
+        return _fail(
+            stderr, "--format table does not apply to feature-extraction (vectors); use --format json."
+        )
     from_stdin = not args.inputs
     if from_stdin:
         if stdin.isatty():
@@ -240,14 +267,15 @@ def _run(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: TextIO
     failed = 0
     try:
         for batch in batches:
+            items = dict(batch)
             for number, result in _run_batch(pipe, batch):
                 if isinstance(result, _BadInput):
                     failed += 1
                     if args.fail_fast:
                         return _fail(stderr, f"input {number}: {result.reason}", 1)
-                    line = json.dumps({"input": number, "error": result.reason}, ensure_ascii=False)
+                    line = _render_error(args.format, number, result.reason)
                 else:
-                    line = json.dumps(result, ensure_ascii=False)
+                    line = _render(args.format, number, items[number], result)
                 write_output(line + "\n", stdout)  # a full disk: XfOSError; a closed pipe: BrokenPipeError
                 bar.update(1)
     finally:
@@ -282,6 +310,61 @@ def _reason(error: Exception) -> str:
     return text if isinstance(error, XfError) else f"{type(error).__name__}: {text}"
 
 
+def _render(fmt: str, number: int, item: Any, result: Any) -> str:
+    """One input's output: its JSON line, or (``table``) a title line naming the input, then its table."""
+    if fmt == "json":
+        return json.dumps(result, ensure_ascii=False)
+    if isinstance(item, dict) and "source_sentence" in item and isinstance(result, list):
+        rows = [{"score": s, "sentence": c} for s, c in zip(result, item["sentences"], strict=True)]
+        return f"input {number}: {item['source_sentence']}\n{format_table(rows)}\n"
+    text = item if isinstance(item, str) else json.dumps(item, ensure_ascii=False)
+    return f"input {number}: {text}\n{format_table(result)}\n"
+
+
+def _render_error(fmt: str, number: int, reason: str) -> str:
+    if fmt == "json":
+        return json.dumps({"input": number, "error": reason}, ensure_ascii=False)
+    return f"input {number}: error: {reason}\n"
+
+
+def format_table(result: Any) -> str:
+    """A task result as an aligned text table: a list of records (dicts) gives one row each under the union of
+    their keys; a single record one row; a list of those lists (several results) one table after another;
+    anything else (a score, a text) its JSON. Floats are shown with 4 decimals, numbers right-aligned."""
+    if isinstance(result, list) and result and all(isinstance(r, list) for r in result):
+        return "\n".join(format_table(r) for r in result)
+    rows = [result] if isinstance(result, dict) else result
+    if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
+        return json.dumps(result, ensure_ascii=False)
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    cells = [[_cell(row.get(c, "")) for c in columns] for row in rows]
+    numeric = [all(isinstance(row[c], int | float) for row in rows if c in row) for c in columns]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+
+    def line(values: list[str]) -> str:
+        padded = (v.rjust(w) if n else v.ljust(w) for v, w, n in zip(values, widths, numeric))
+        return "  ".join(padded).rstrip()
+
+    return "\n".join([line(columns), *(line(r) for r in cells)])
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if isinstance(value, str):
+        return value.replace("\n", " ")
+    return json.dumps(value, ensure_ascii=False)
+
+
+def default_device() -> str:
+    """Where a task runs when ``--device`` is not given: the first accelerator torch sees (``cuda:0``, else
+    ``mps``), else ``cpu``, as transformers 5's ``pipeline()`` picks it."""
+    from xf_load.options import available_devices
+
+    found = available_devices()  # "cpu" first, then each CUDA device, then "mps"
+    return found[1] if len(found) > 1 else "cpu"
+
+
 def _build(task: str, args: argparse.Namespace, params: dict[str, Any]) -> Any:
     from xf_pipeline._factory import pipeline
 
@@ -291,6 +374,8 @@ def _build(task: str, args: argparse.Namespace, params: dict[str, Any]) -> Any:
 
         dtype = getattr(torch, dtype)
     device: Any = args.device
-    if device is not None and device.lstrip("-").isdigit():
+    if device is None and "device_map" not in params:
+        device = default_device()
+    elif device is not None and device.lstrip("-").isdigit():
         device = int(device)
     return pipeline(task, args.model, tokenizer=args.tokenizer, device=device, dtype=dtype, **params)

@@ -6,11 +6,12 @@ point. ``import xf_quant`` is cheap: torch and bitsandbytes load on first use.
 """
 
 from collections.abc import Callable
+from importlib import metadata as _metadata
 from typing import TYPE_CHECKING, Any
 
 from xf_core.lazy import lazy_exports
 
-__version__ = "0.2.0"
+__version__ = _metadata.version("xf-quant")
 
 _EXPORTS = {
     "BitsAndBytesConfig": "xf_quant._config",

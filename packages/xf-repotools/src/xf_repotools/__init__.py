@@ -3,6 +3,8 @@
 Each check has a check mode that exits 1 naming file:line and the fixing command, and a ``--fix`` mode.
 """
 
-__version__ = "0.2.0"
+from importlib import metadata as _metadata
+
+__version__ = _metadata.version("xf-repotools")
 
 __all__ = ["__version__"]

@@ -1,5 +1,6 @@
-"""``versions``: each member's ``__version__`` equals its pyproject version, its CHANGELOG has a heading for
-it, and the ranges siblings declare on it include it.
+"""``versions``: each member's ``__version__`` equals its pyproject version (a literal, or read from the
+installed metadata with ``importlib.metadata.version("<the member's own name>")``), its CHANGELOG has a heading
+for it, and the ranges siblings declare on it include it.
 
 Versions and CHANGELOGs are release decisions, so there is no ``--fix``; the message says which file to edit.
 """
@@ -28,14 +29,22 @@ def member_versions(repo: Repo) -> dict[str, tuple[str, str]]:
     return out
 
 
-def _dunder_version(text: str) -> tuple[str, int] | None:
+def _dunder_version(text: str) -> tuple[str, int, bool] | None:
+    """(value, line, from_metadata): a literal's value, or the distribution name a ``version(NAME)`` call reads."""
     for node in ast.parse(text).body:
-        if (
-            isinstance(node, ast.Assign)
-            and any(getattr(t, "id", None) == "__version__" for t in node.targets)
-            and isinstance(node.value, ast.Constant)
+        if isinstance(node, ast.Assign) and any(
+            getattr(t, "id", None) == "__version__" for t in node.targets
         ):
-            return str(node.value.value), node.lineno
+            value = node.value
+            if isinstance(value, ast.Constant):
+                return str(value.value), node.lineno, False
+            if (
+                isinstance(value, ast.Call)
+                and getattr(value.func, "attr", getattr(value.func, "id", None)) == "version"
+                and len(value.args) == 1
+                and isinstance(value.args[0], ast.Constant)
+            ):
+                return str(value.args[0].value), node.lineno, True
     return None
 
 
@@ -50,7 +59,16 @@ def check(repo: Repo) -> list[Problem]:
             found = _dunder_version(repo.read(init))
             if found is None:
                 problems.append(Problem(init, 1, f"no __version__; set it to {version!r}", fixable=False))
-            elif found[0] != version:
+            elif found[2] and found[0] != name:
+                problems.append(
+                    Problem(
+                        init,
+                        found[1],
+                        f"__version__ reads the metadata of {found[0]!r}, not of {name!r}; pass {name!r}",
+                        fixable=False,
+                    )
+                )
+            elif not found[2] and found[0] != version:
                 problems.append(
                     Problem(
                         init,

@@ -5,11 +5,12 @@ files. Submodules load on first use, so ``import xf_tokenize`` stays cheap.
 """
 
 from collections.abc import Callable
+from importlib import metadata as _metadata
 from typing import TYPE_CHECKING, Any
 
 from xf_core.lazy import lazy_exports
 
-__version__ = "0.2.0"
+__version__ = _metadata.version("xf-tokenize")
 
 __all__ = [
     "AddedToken",
