@@ -376,7 +376,9 @@ def _load_tokenizer(cmd: TrainCommandArguments) -> Any:
         raise XfValueError(
             "xf train reads the tokenizer with xf-tokenize; install it: pip install xf-tokenize"
         ) from e
-    tokenizer = AutoTokenizer.from_pretrained(cmd.tokenizer or cmd.model)
+    source = cmd.tokenizer or cmd.model
+    assert source is not None  # checked with the arguments
+    tokenizer = AutoTokenizer.from_pretrained(source)
     if tokenizer.pad_token is None:  # batches need padding; a decoder's usual choice is its EOS token
         if tokenizer.eos_token is None:
             raise XfValueError(
