@@ -226,6 +226,11 @@ def test_unknown_style_and_unmatched_pattern_are_named():
         resolve_plan(w.llama(), {"layers.*.mlp.nope": "colwise"}, 2)
 
 
+def test_ddp_with_tp_is_refused_before_anything_is_built():
+    with pytest.raises(xp.TensorParallelPlanError, match="DDP cannot replicate tensor-parallel"):
+        xp.parallelize(w.llama(), xp.ParallelDims(dp_replicate=2, tp=2, world_size=4))
+
+
 # ---- context parallel ---------------------------------------------------------------------------------------
 def test_context_parallel_on_cpu_says_it_needs_cuda(two):
     assert "only on CUDA" in ok(two, "cp_cpu")["error"]

@@ -108,6 +108,11 @@ def parallelize(
             f"cp={dims.cp} asks for context parallelism, which PyTorch runs only on CUDA devices with NCCL (its ring "
             "attention does not run on CPU/gloo); set cp=1 here, or run on GPUs."
         )
+    if dims.dp_replicate > 1 and dims.dp_shard == 1 and dims.tp > 1:
+        raise TensorParallelPlanError(
+            f"dp_replicate={dims.dp_replicate} with tp={dims.tp}: DDP cannot replicate tensor-parallel (DTensor) "
+            "parameters; use dp_shard for the data-parallel ranks (FSDP, or HSDP with both dp_replicate and dp_shard)."
+        )
     mesh = mesh if mesh is not None else dims.build_mesh()
     if dims.tp > 1:
         apply_tp(model, mesh["tp"], tp_plan)
