@@ -122,6 +122,7 @@ class ParallelDims:
         return self.dp_replicate * self.dp_shard
 
     def as_dict(self) -> dict[str, int]:
+        """The four degrees by name (dp_replicate, dp_shard, tp, cp)."""
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name in _DIMS}
 
     def build_mesh(self, device: str | None = None) -> DeviceMesh:

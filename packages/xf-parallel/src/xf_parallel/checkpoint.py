@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import torch.distributed as dist
-import torch.distributed.checkpoint as dcp
 from torch import nn
 from torch.distributed.checkpoint.state_dict import (
     StateDictOptions,
@@ -36,6 +35,8 @@ from torch.distributed.checkpoint.state_dict import (
     set_model_state_dict,
     set_optimizer_state_dict,
 )
+from torch.distributed.checkpoint.state_dict_loader import load as dcp_load
+from torch.distributed.checkpoint.state_dict_saver import save as dcp_save
 
 from xf_parallel.errors import CheckpointCorruptedError, CheckpointNotFoundError
 
@@ -105,7 +106,7 @@ def save_checkpoint(
     if optimizer is not None:
         to_save["optimizer"] = get_optimizer_state_dict(model, optimizer)
     with _single_process_quiet():
-        dcp.save(to_save, checkpoint_id=staging)
+        dcp_save(to_save, checkpoint_id=staging)
     if _rank() == 0:
         (staging / STATE).write_text(json.dumps(stored, indent=2, sort_keys=True))
         manifest = {"files": {p.name: _describe(p) for p in sorted(staging.iterdir())}}
@@ -210,7 +211,7 @@ def load_checkpoint(
     if optimizer is not None:
         to_load["optimizer"] = get_optimizer_state_dict(model, optimizer)
     with _single_process_quiet():
-        dcp.load(to_load, checkpoint_id=root)
+        dcp_load(to_load, checkpoint_id=root)
     set_model_state_dict(model, to_load["model"])
     if optimizer is not None:
         set_optimizer_state_dict(model, optimizer, to_load["optimizer"])

@@ -44,23 +44,29 @@ class ShardedSampler(torch.utils.data.Sampler[int]):
         if not isinstance(num_samples, int) or num_samples < 0:
             raise ValueError(f"num_samples={num_samples!r} must be a non-negative integer (len(dataset)).")
         initialised = dist.is_available() and dist.is_initialized()
-        self.world_size = (
+        self.world_size: int = (
             world_size if world_size is not None else (dist.get_world_size() if initialised else 1)
         )
-        self.rank = rank if rank is not None else (dist.get_rank() if initialised else 0)
+        self.rank: int = rank if rank is not None else (dist.get_rank() if initialised else 0)
         if not 0 <= self.rank < self.world_size:
             raise ValueError(f"rank={self.rank} must be in [0, world_size={self.world_size}).")
-        self.num_samples, self.shuffle, self.seed, self.drop_last = num_samples, shuffle, seed, drop_last
-        self.epoch = 0
-        self.start = 0
+        self.num_samples: int = num_samples
+        self.shuffle: bool = shuffle
+        self.seed: int = seed
+        self.drop_last: bool = drop_last
+        self.epoch: int = 0
+        self.start: int = 0
 
     def set_epoch(self, epoch: int) -> None:
+        """Start epoch ``epoch`` (a new order) from its first sample."""
         self.epoch, self.start = epoch, 0
 
     def state_dict(self) -> dict[str, int]:
+        """The data position: epoch and samples already taken by this rank (save it with the checkpoint)."""
         return {"epoch": self.epoch, "start": self.start}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
+        """Resume at the position :meth:`state_dict` returned."""
         self.epoch, self.start = int(state["epoch"]), int(state["start"])
 
     def _order(self) -> list[int]:
@@ -104,12 +110,12 @@ def no_sync(model: nn.Module, *, sync: bool = False) -> Iterator[None]:
     elif isinstance(model, nn.parallel.DistributedDataParallel):
         with model.no_sync():
             yield
-    elif hasattr(model, "set_requires_gradient_sync"):
-        model.set_requires_gradient_sync(False)
+    elif callable(set_sync := getattr(model, "set_requires_gradient_sync", None)):
+        set_sync(False)
         try:
             yield
         finally:
-            model.set_requires_gradient_sync(True)
+            set_sync(True)
     else:
         yield
 

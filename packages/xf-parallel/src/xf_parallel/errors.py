@@ -20,8 +20,8 @@ class ParallelDimsError(ValueError):
 
     def __init__(self, message: str, *, dims: dict[str, int], world_size: int) -> None:
         super().__init__(message)
-        self.dims = dims
-        self.world_size = world_size
+        self.dims: dict[str, int] = dims
+        self.world_size: int = world_size
 
 
 class ProcessGroupNotInitializedError(RuntimeError):
@@ -35,7 +35,7 @@ class TensorParallelPlanError(ValueError):
 
     def __init__(self, message: str, *, module: str | None = None) -> None:
         super().__init__(message)
-        self.module = module
+        self.module: str | None = module
 
 
 class ContextParallelUnavailableError(RuntimeError):
@@ -48,7 +48,7 @@ class CheckpointNotFoundError(FileNotFoundError):
 
     def __init__(self, message: str, *, path: str | Path) -> None:
         super().__init__(message)
-        self.path = Path(path)
+        self.path: Path = Path(path)
 
 
 class CheckpointCorruptedError(OSError):
@@ -57,4 +57,4 @@ class CheckpointCorruptedError(OSError):
 
     def __init__(self, message: str, *, file: str | Path) -> None:
         super().__init__(message)
-        self.file = Path(file)
+        self.file: Path = Path(file)

@@ -23,7 +23,7 @@ import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -68,7 +68,7 @@ class _Conv1DColwise(ColwiseParallel):
             module,
             device_mesh,
             partition,
-            partial(self._prepare_input_fn, self.input_layouts, self.desired_input_layouts),
+            cast(Any, partial(self._prepare_input_fn, self.input_layouts, self.desired_input_layouts)),
             partial(self._prepare_output_fn, self.output_layouts, self.use_local_output),
         )
 
@@ -92,7 +92,7 @@ class _Conv1DRowwise(RowwiseParallel):
             module,
             device_mesh,
             partition,
-            partial(self._prepare_input_fn, self.input_layouts, self.desired_input_layouts),
+            cast(Any, partial(self._prepare_input_fn, self.input_layouts, self.desired_input_layouts)),
             partial(self._prepare_output_fn, self.output_layouts, self.use_local_output),
         )
 
@@ -162,7 +162,9 @@ def _tp_mesh(mesh: DeviceMesh) -> DeviceMesh:
 
 def resolve_plan(model: nn.Module, plan: str | Mapping[str, str] | None, tp: int) -> list[_Entry]:
     """Each module the plan names, with its style and placements, checked against the TP degree ``tp``."""
-    patterns = model_tp_plan(model) if plan in (None, "auto") else dict(plan)  # type: ignore[arg-type]
+    if isinstance(plan, str) and plan != "auto":
+        raise TensorParallelPlanError(f"tp_plan={plan!r} must be 'auto' or a dict {{module pattern: style}}.")
+    patterns: dict[str, str] = model_tp_plan(model) if plan is None or isinstance(plan, str) else dict(plan)
     prefix = getattr(model, "base_model_prefix", "")
     prefix = f"{prefix}." if prefix and isinstance(getattr(model, prefix, None), nn.Module) else ""
     modules = dict(model.named_modules())
@@ -285,7 +287,7 @@ def _apply_entries(
         for attr in _HEAD_ATTRIBUTES:
             if isinstance(getattr(module, attr, None), int):
                 setattr(module, attr, getattr(module, attr) // tp)
-        module._xf_tp_degree = tp
+        setattr(module, "_xf_tp_degree", tp)  # noqa: B010 (nn.Module.__setattr__ is typed for tensors)
 
 
 def _contiguous_stride(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -312,7 +314,7 @@ class TensorParallelLoader(TensorParallelHook):
 
             device_mesh = init_device_mesh(device_type(), (dist.get_world_size(),), mesh_dim_names=("tp",))
         super().__init__(tp_plan=tp_plan, device_mesh=device_mesh)
-        self.tp_mesh = _tp_mesh(device_mesh)
+        self.tp_mesh: DeviceMesh = _tp_mesh(device_mesh)
         self._entries: list[_Entry] | None = None
         self._full_shapes: dict[str, tuple[int, ...]] = {}
         self._placements: dict[str, Placement] = {}
