@@ -173,11 +173,18 @@ def s_fsdp(ctx):
     local = sum(
         full(p).numel() if not isinstance(p, DTensor) else p.to_local().numel() for p in model.parameters()
     )
+    # with activation checkpointing (recomputed blocks): the same training
+    ac = xp.parallelize(llama(), xp.ParallelDims(dp_shard=world), activation_checkpointing=True)
+    ac_opt = torch.optim.AdamW(ac.parameters(), lr=1e-2)
+    train(ac, ac_opt, [s[rank] for s in steps], dp_degree=world)
+    wrapped = sum(type(m).__name__ == "CheckpointWrapper" for m in ac.modules())
     return {
         "diff": max_param_diff(ref, model),
         "norm_diff": max(abs(a - b) for a, b in zip(norms, ref_norms)),
         "local_numel": local,
         "full_numel": sum(p.numel() for p in ref.parameters()),
+        "ac_diff": max_param_diff(ref, ac),
+        "ac_wrapped_blocks": wrapped,
     }
 
 

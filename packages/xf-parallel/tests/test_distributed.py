@@ -153,6 +153,12 @@ def test_sampler_deals_every_sample_once_per_epoch_deterministically():
     assert list(resumed) == list(xp.ShardedSampler(10, rank=1, world_size=2, seed=5))[2:]
 
 
+def test_token_count_skips_ignored_labels_and_the_first_position_of_causal_lm():
+    labels = [torch.tensor([[5, -100, 7, 8]]), torch.tensor([[-100, 1, -100, 2]])]
+    assert xp.global_token_count(labels) == 4  # targets are labels[1:]: 7, 8 and 1, 2
+    assert xp.global_token_count(labels, causal=False) == 5
+
+
 def test_ddp_training_equals_one_process_on_the_global_batch(two):
     r = ok(two, "ddp")
     assert r["wrapped"] == "DistributedDataParallel"
@@ -160,10 +166,11 @@ def test_ddp_training_equals_one_process_on_the_global_batch(two):
     assert r["unsynced_grads_differ"]  # no_sync really skips the all-reduce
 
 
-def test_fsdp_training_equals_one_process_and_shards_parameters(two):
+def test_fsdp_training_equals_one_process_and_shards_parameters_with_or_without_checkpointing(two):
     r = ok(two, "fsdp")
     assert r["diff"] < TOL and r["norm_diff"] < TOL
     assert r["local_numel"] == r["full_numel"] // 2
+    assert r["ac_wrapped_blocks"] == 2 and r["ac_diff"] < TOL  # activation checkpointing changes nothing
 
 
 def test_fsdp_mixed_precision_computes_in_bf16_and_keeps_fp32_parameters(two):

@@ -120,13 +120,15 @@ def no_sync(model: nn.Module, *, sync: bool = False) -> Iterator[None]:
         yield
 
 
-def global_token_count(labels: Iterable[torch.Tensor], *, group: dist.ProcessGroup | None = None) -> int:
-    """The number of target tokens (labels != -100, after the causal shift) in all of ``labels`` summed over the
-    data-parallel ranks of ``group`` (default: every rank; pass the "dp" mesh dim's group when TP or CP ranks
-    share a batch). Without a process group: this process's count."""
+def global_token_count(
+    labels: Iterable[torch.Tensor], *, group: dist.ProcessGroup | None = None, causal: bool = True
+) -> int:
+    """The number of target tokens (labels != -100, after the causal shift unless ``causal=False``, e.g. masked
+    LM) in all of ``labels`` summed over the data-parallel ranks of ``group`` (default: every rank; pass the
+    "dp" mesh dim's group when TP or CP ranks share a batch). Without a process group: this process's count."""
     count = torch.zeros((), dtype=torch.long)
     for label in labels:
-        count += (label[..., 1:] != IGNORE_INDEX).sum().cpu()
+        count += ((label[..., 1:] if causal else label) != IGNORE_INDEX).sum().cpu()
     if dist.is_available() and dist.is_initialized():
         if dist.get_backend(group) == "nccl":
             count = count.cuda()
