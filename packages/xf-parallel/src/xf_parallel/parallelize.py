@@ -79,14 +79,22 @@ def apply_fsdp(
 
 def apply_activation_checkpointing(model: nn.Module) -> nn.Module:
     """Recompute each block's activations in backward instead of storing them (less memory, ~1/3 more
-    compute)."""
+    compute). Sets ``config.use_cache = False``: a recomputed block would append to the KV cache again."""
     from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import checkpoint_wrapper
 
-    for block in blocks(model):
-        for parent in model.modules():
-            for name, child in parent.named_children():
-                if child is block:
-                    parent.register_module(name, checkpoint_wrapper(block, preserve_rng_state=False))
+    config = getattr(model, "config", None)
+    if config is not None and hasattr(config, "use_cache"):
+        config.use_cache = False
+    targets = {id(block) for block in blocks(model)}
+    found = [
+        (parent, name, child)
+        for parent in model.modules()
+        for name, child in parent.named_children()
+        if id(child) in targets
+    ]
+    for parent, name, block in found:  # replaced after the walk: a wrapper holds the block it wraps
+        # the RNG state is kept so that dropout draws the same mask when the block is recomputed
+        parent.register_module(name, checkpoint_wrapper(block, preserve_rng_state=True))
     return model
 
 
