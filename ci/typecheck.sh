@@ -7,10 +7,10 @@
 #
 # The public-API check is `basedpyright --verifytypes PKG --ignoreexternal`: every symbol a user can import
 # from PKG's public modules has a declared, unambiguous type. Not yet listed: xf_load (about 200 public
-# symbols without annotations) and xf_parallel (a skeleton that exports nothing, which verifytypes rejects).
+# symbols without annotations).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VERIFIED=(xf_core xf_tokenize xf_quant xf_train xf_pipeline xf_repotools)
+VERIFIED=(xf_core xf_tokenize xf_quant xf_train xf_parallel xf_pipeline xf_repotools)
 
 packages=("${VERIFIED[@]}")
 if (($#)) && [[ " $* " != *" pyproject.toml "* ]]; then  # the root pyproject holds the settings: check all

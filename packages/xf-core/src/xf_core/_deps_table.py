@@ -20,6 +20,6 @@ DEPS: dict[str, str] = {
     "ruff": ">=0.12",
     "safetensors": ">=0.4.3",
     "tokenizers": ">=0.21",
-    "torch": ">=2.4",
+    "torch": ">=2.4,>=2.7",
     "tqdm": ">=4.66",
 }

@@ -67,6 +67,10 @@ __all__ = [
     "RobertaModel",
 ]
 
+# Tensor-parallel plan for xf-parallel (applied from outside). The MLP only: self-attention reshapes to the
+# full hidden size, so it stays replicated.
+TP_PLAN = {"encoder.layer.*.intermediate.dense": "colwise", "encoder.layer.*.output.dense": "rowwise"}
+
 # Legacy checkpoint keys, {regex: replacement} applied on load: TensorFlow-era LayerNorm parameter names.
 CHECKPOINT_RENAMES: dict[str, str] = {
     r"LayerNorm\.gamma$": "LayerNorm.weight",

@@ -40,6 +40,10 @@ from xf_load.outputs import BaseModelOutput, CausalLMOutput
 
 __all__ = ["Conv1D", "GPT2Config", "GPT2LMHeadModel", "GPT2Model", "GPT2PreTrainedModel"]
 
+# Tensor-parallel plan for xf-parallel (applied from outside). The MLP only: attention's fused c_attn splits
+# its output into q, k, v by the full width, so it stays replicated.
+TP_PLAN = {"h.*.mlp.c_fc": "colwise", "h.*.mlp.c_proj": "rowwise"}
+
 # ---------------------------------------------------------------------------------------------- config
 
 
