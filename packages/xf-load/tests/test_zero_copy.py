@@ -10,10 +10,13 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import torch
+from torch import nn
 
+from xf_load import quantizers
 from xf_load._saving import save_safetensors
 from xf_load.models.bert import BertModel
 from xf_load.models.llama import LlamaConfig, LlamaForCausalLM
@@ -193,6 +196,34 @@ def test_device_map_offload_reads_from_the_mapping(tmp_path):
     model = LlamaForCausalLM.from_pretrained(path, device_map=device_map, offload_folder=tmp_path / "off")
     ranges = _mapped_ranges(_files(path))
     assert _views(model.model.layers[0].self_attn.q_proj.weight, ranges)
+    reference = LlamaForCausalLM.from_pretrained(path, disable_mmap=True)
+    torch.testing.assert_close(_logits(model), _logits(reference), rtol=0, atol=0)
+
+
+class _Recording(quantizers.Quantizer):
+    """Keeps each tensor it is handed (as the weight, unquantized) and remembers where it came from."""
+
+    quant_method = "zero-copy-recording"
+    seen: ClassVar[dict[str, torch.Tensor]] = {}
+
+    def param_needs_quantization(self, model, name):
+        return name.endswith("proj.weight")
+
+    def create_quantized_param(self, model, tensor, name, device):
+        self.seen[name] = tensor
+        mod_name, _, attr = name.rpartition(".")
+        model.get_submodule(mod_name)._parameters[attr] = nn.Parameter(tensor.clone(), requires_grad=False)
+
+
+def test_quantizers_are_handed_views_of_the_mapping(ckpts, monkeypatch):
+    monkeypatch.setitem(quantizers.QUANTIZERS, _Recording.quant_method, _Recording)
+    _Recording.seen = {}
+    path = ckpts["single"]
+    model = LlamaForCausalLM.from_pretrained(
+        path, quantization_config={"quant_method": _Recording.quant_method}
+    )
+    ranges = _mapped_ranges(_files(path))
+    assert len(_Recording.seen) == 14 and all(_views(t, ranges) for t in _Recording.seen.values())
     reference = LlamaForCausalLM.from_pretrained(path, disable_mmap=True)
     torch.testing.assert_close(_logits(model), _logits(reference), rtol=0, atol=0)
 
