@@ -8,13 +8,18 @@ and medians are compared. Checkpoints are random-weight Llama models written onc
 
 Load: wall time of ``import torch, <library>`` + ``AutoModelForCausalLM.from_pretrained(dir)`` measured inside
 the child from its first line, and peak RSS above the RSS right after the imports (what loading itself
-costs), next to the checkpoint's bytes. Children write bytecode to ``<dir>/pycache`` (one warm-up run each),
+costs), next to the checkpoint's bytes. Warm load: in a child that has already loaded the same checkpoint
+once (modeling code imported, files in the page cache, that model released), the time of one more
+``from_pretrained`` and the RSS it adds, for a same-dtype load (the bf16 checkpoint as stored: xf views the
+memory-mapped file) and a casting load (the fp32 checkpoint as bf16: read and cast), with xf's
+``disable_mmap=True`` (every tensor read, as before issue 20) alongside. Children write bytecode to ``<dir>/pycache`` (one warm-up run each),
 so imports cost what they cost in an installed environment even where PYTHONDONTWRITEBYTECODE is set. Forward: median time of a 512-token prefill (batch 1, no grad) after one warm-up.
 
-    uv run python benchmark/load_bench.py [--rounds 3] [--skip-1b] [--dir /tmp/xf-load-bench]
+    uv run python benchmark/load_bench.py [--rounds 3] [--skip-1b] [--dir /tmp/xf-load-bench] [--only warm]
 
 Goals (issue 4): xf cold wall time <= 0.7x transformers'; loading's peak RSS <= 1.15x the checkpoint's bytes;
-prefill speed >= 1.0x transformers'.
+prefill speed >= 1.0x transformers'. Issue 20: same-dtype warm load <= 1.0x transformers' time with RSS growth
+<= 0.2x the weights; casting warm loads no slower than before (0.2x transformers').
 """
 
 from __future__ import annotations
@@ -80,6 +85,22 @@ peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 print(json.dumps({{"wall": t2 - t0, "load": t2 - t1, "import": t1 - t0, "peak": peak, "loading_rss": peak - base}}))
 """
 
+_WARM = """
+import time, json, gc, resource
+{imports}
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize()
+model = {load}  # warm-up: modeling code imported, files in the page cache
+del model
+gc.collect()
+base = rss()
+t = time.perf_counter()
+model = {load}
+load = time.perf_counter() - t
+print(json.dumps({{"load": load, "rss_growth": rss() - base}}))
+"""
+
 _FORWARD = """
 import time, json, torch
 {imports}
@@ -96,11 +117,16 @@ print(json.dumps({{"prefill": sorted(times)[len(times) // 2]}}))
 """
 
 CONTENDERS = {
-    "xf": ("import torch, xf_load", "xf_load.AutoModelForCausalLM.from_pretrained({path!r})"),
+    "xf": ("import torch, xf_load", "xf_load.AutoModelForCausalLM.from_pretrained({path!r}{extra})"),
     "transformers": (
         "import torch, transformers",
-        "transformers.AutoModelForCausalLM.from_pretrained({path!r})",
+        "transformers.AutoModelForCausalLM.from_pretrained({path!r}{extra})",
     ),
+}
+# warm-load cases: name -> (checkpoint, extra from_pretrained arguments)
+WARM_CASES = {
+    "same-dtype (bf16 as stored)": ("llama-120m-bf16", ""),
+    "casting (fp32 as bf16)": ("llama-120m-fp32", ", dtype=torch.bfloat16"),
 }
 
 
@@ -152,11 +178,11 @@ def bench_load(paths: dict[str, Path], rounds: int, recorder: MetricsRecorder) -
     for name, path in paths.items():
         results: dict[str, list[dict[str, float]]] = {c: [] for c in CONTENDERS}
         for imports, load in CONTENDERS.values():  # warm-up: bytecode cache and page cache
-            _run(_LOAD.format(imports=imports, load=load.format(path=str(path))))
+            _run(_LOAD.format(imports=imports, load=load.format(path=str(path), extra="")))
         for _ in range(rounds):
             for contender, (imports, load) in CONTENDERS.items():
                 results[contender].append(
-                    _run(_LOAD.format(imports=imports, load=load.format(path=str(path))))
+                    _run(_LOAD.format(imports=imports, load=load.format(path=str(path), extra="")))
                 )
         recorder.record_all(
             {
@@ -181,12 +207,51 @@ def bench_load(paths: dict[str, Path], rounds: int, recorder: MetricsRecorder) -
         )
 
 
+def bench_warm(paths: dict[str, Path], rounds: int, recorder: MetricsRecorder) -> None:
+    print("\nwarm from_pretrained (same checkpoint loaded once before in the process), medians")
+    print(
+        f"{'case':30} {'xf s':>7} {'hf s':>7} {'ratio':>6} {'xf RSS+':>8} {'hf RSS+':>8} {'weights':>8} "
+        f"{'xf-copy s':>9} {'RSS+':>6}"
+    )
+    for case, (name, extra) in WARM_CASES.items():
+        path = paths[name]
+        codes = {
+            c: _WARM.format(imports=imports, load=load.format(path=str(path), extra=extra))
+            for c, (imports, load) in CONTENDERS.items()
+        }
+        imports, load = CONTENDERS["xf"]
+        codes["xf-copy"] = _WARM.format(
+            imports=imports, load=load.format(path=str(path), extra=extra + ", disable_mmap=True")
+        )
+        results: dict[str, list[dict[str, float]]] = {c: [] for c in codes}
+        for r in range(rounds):
+            order = list(codes)[r % 3 :] + list(codes)[: r % 3]  # rotate who goes first
+            for contender in order:
+                results[contender].append(_run(codes[contender]))
+        recorder.record_all(
+            {
+                c: [{"warm_load_s": m["load"], "warm_rss_growth_bytes": m["rss_growth"]} for m in rs]
+                for c, rs in results.items()
+            },
+            checkpoint=name,
+            case=case,
+        )
+        med = {c: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for c, rs in results.items()}
+        weights = checkpoint_bytes(paths["llama-120m-bf16"])  # the loaded model's bytes, bf16 either way
+        xf, hf, copy = med["xf"], med["transformers"], med["xf-copy"]
+        print(
+            f"{case:30} {xf['load']:7.3f} {hf['load']:7.3f} {xf['load'] / hf['load']:6.2f} "
+            f"{xf['rss_growth'] / weights:7.2f}x {hf['rss_growth'] / weights:7.2f}x {weights / 1e6:7.0f}M "
+            f"{copy['load']:9.3f} {copy['rss_growth'] / weights:5.2f}x"
+        )
+
+
 def bench_forward(path: Path, rounds: int, reps: int, recorder: MetricsRecorder) -> None:
     print(f"\nprefill of 512 tokens, batch 1 ({path.name}), median of {reps} per process, {rounds} processes")
     times: dict[str, list[float]] = {c: [] for c in CONTENDERS}
     for _ in range(rounds):
         for contender, (imports, load) in CONTENDERS.items():
-            code = _FORWARD.format(imports=imports, load=load.format(path=str(path)), reps=reps)
+            code = _FORWARD.format(imports=imports, load=load.format(path=str(path), extra=""), reps=reps)
             times[contender].append(_run(code)["prefill"])
             recorder.record(contender, {"prefill_s": times[contender][-1]}, checkpoint=path.name, tokens=512)
     xf, hf = statistics.median(times["xf"]), statistics.median(times["transformers"])
@@ -199,16 +264,22 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--skip-1b", action="store_true")
+    parser.add_argument("--only", choices=["cold", "warm", "forward"], help="run one part only")
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
     ENV.update(_env(args.dir))
-    paths = prepare(args.dir, skip_1b=args.skip_1b)
+    paths = prepare(args.dir, skip_1b=args.skip_1b or args.only == "warm")
     with MetricsRecorder("load", rounds=args.rounds) as recorder:
-        bench_load(paths, args.rounds, recorder)
-        bench_forward(paths["llama-120m-fp32"], args.rounds, args.reps, recorder)
+        if args.only in (None, "cold"):
+            bench_load(paths, args.rounds, recorder)
+        if args.only in (None, "warm"):
+            bench_warm(paths, args.rounds, recorder)
+        if args.only in (None, "forward"):
+            bench_forward(paths["llama-120m-fp32"], args.rounds, args.reps, recorder)
     print(
         textwrap.dedent("""
-        goals: wall ratio <= 0.70; load-RSS <= 1.15x the checkpoint; prefill speed ratio >= 1.0x""")
+        goals: wall ratio <= 0.70; load-RSS <= 1.15x the checkpoint; prefill speed ratio >= 1.0x;
+        warm same-dtype ratio <= 1.0 with RSS+ <= 0.2x the weights; warm casting no slower than before""")
     )
 
 

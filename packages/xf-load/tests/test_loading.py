@@ -102,7 +102,12 @@ def test_legacy_gamma_beta_names_are_renamed(tmp_path):
     }
     save_safetensors(state, tmp_path / "model.safetensors")
     model, info = _LegacyModel.from_pretrained(tmp_path, output_loading_info=True)
-    assert info == {"missing_keys": [], "unexpected_keys": [], "mismatched_keys": []}
+    assert info == {
+        "missing_keys": [],
+        "unexpected_keys": [],
+        "mismatched_keys": [],
+        "bytes_read": 4 * (16 + 3 * 4),
+    }
     torch.testing.assert_close(model.LayerNorm.weight.data, w)
     torch.testing.assert_close(model.LayerNorm.bias.data, b)
 

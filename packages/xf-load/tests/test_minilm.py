@@ -40,7 +40,7 @@ def test_last_hidden_state_matches_transformers(minilm, impl):
     model, info = xf_load.AutoModel.from_pretrained(path, attn_implementation=impl, output_loading_info=True)
     assert isinstance(model, BertModel)
     # The checkpoint still stores the old embeddings.position_ids buffer; it is ignored, not reported.
-    assert info == {"missing_keys": [], "unexpected_keys": [], "mismatched_keys": []}
+    assert info["missing_keys"] == info["unexpected_keys"] == info["mismatched_keys"] == []
     assert model.dtype == torch.float32 and not model.training
     with torch.no_grad():
         got = model(**inputs)

@@ -1,8 +1,11 @@
-"""``from_pretrained``: config -> checkpoint files -> model on ``meta`` -> each tensor read once, straight into
-its final dtype and device -> missing weights initialised -> tied -> dispatched -> ``eval()``.
+"""``from_pretrained``: config -> checkpoint files -> model on ``meta`` -> each tensor viewed in the
+memory-mapped file (stored dtype wanted, on the CPU) or read once, straight into its final dtype and device ->
+missing weights initialised -> tied -> dispatched -> ``eval()``.
 
 No weight is randomly initialised and then overwritten, and no second copy of the state dict exists: peak
-memory is the model plus one tensor in flight.
+memory is the model plus one tensor in flight, and a model loaded in its stored dtype on the CPU costs no
+memory of its own until its pages are touched (see :mod:`xf_load._checkpoint`; ``disable_mmap=True`` reads
+every tensor instead). With a tensor-parallel hook, only each rank's part of a tensor is taken from the file.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from xf_load.configuration_utils import PretrainedConfig, dtype_to_str
 from xf_load.errors import DtypeMismatchError, ShapeMismatchError
 from xf_load.initialization import skip_torch_init
 from xf_load.options import AUTO_DEVICE_MAPS as _AUTO_MAPS
-from xf_load.options import LoadOptions, check_device, tensor_parallel_hook
+from xf_load.options import LoadOptions, TensorParallelHook, check_device, tensor_parallel_hook
 from xf_load.quantizers import Quantizer, get_quantizer
 
 __all__ = ["LoadingInfo", "load_pretrained", "resolve_dtype"]
@@ -63,15 +66,20 @@ def resolve_dtype(
 
 @dataclass
 class LoadingInfo:
+    """What a load did; ``bytes_read`` is the bytes of tensor data taken from the checkpoint, viewed in the
+    mapping or read (with a tensor-parallel hook: only this rank's slices)."""
+
     missing_keys: list[str] = field(default_factory=list)
     unexpected_keys: list[str] = field(default_factory=list)
     mismatched_keys: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
+    bytes_read: int = 0
 
-    def as_dict(self) -> dict[str, list[Any]]:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "missing_keys": self.missing_keys,
             "unexpected_keys": self.unexpected_keys,
             "mismatched_keys": self.mismatched_keys,
+            "bytes_read": self.bytes_read,
         }
 
 
@@ -95,7 +103,9 @@ def load_pretrained(
         config.__post_init__()
     quantizer = _quantizer(config, load)
 
-    checkpoint = find_checkpoint(path, hub=hub, variant=load.variant, use_safetensors=load.use_safetensors)
+    checkpoint = find_checkpoint(
+        path, hub=hub, variant=load.variant, use_safetensors=load.use_safetensors, mmap=not load.disable_mmap
+    )
     try:
         infos = checkpoint.infos()
         torch_dtype = resolve_dtype(load.dtype, config=config, checkpoint=checkpoint)
@@ -105,6 +115,8 @@ def load_pretrained(
 
         with torch.device("meta"), skip_torch_init():
             model = cls(config)
+        if tensor_parallel is not None:
+            tensor_parallel.prepare(model)  # check the plan fits before any weight is read
         devices = _device_plan(
             model, load.device_map, max_memory=load.max_memory, dtype=torch_dtype, quantizer=quantizer
         )
@@ -119,6 +131,7 @@ def load_pretrained(
             extra_keys = quantizer.extra_checkpoint_keys(model)
 
         plan, info = _match_keys(model, infos, extra_keys=extra_keys)
+        slices = _local_slices(tensor_parallel, plan, infos)
         offload_dir = _offload_dir(devices, load.offload_folder)
         offload_index: dict[str, Any] = {}
         params = dict(model.named_parameters(remove_duplicate=False))
@@ -178,12 +191,13 @@ def load_pretrained(
                 tensor = checkpoint.read(ckpt_key)
                 quantizer.create_quantized_param(model, tensor, name, torch.device(device))
                 continue
-            tensor = checkpoint.read(ckpt_key, dtype=target, device=device)
+            tensor = checkpoint.read(ckpt_key, dtype=target, device=device, slices=slices.get(name))
             _set_tensor(model, name, tensor, is_param=name in params)
     finally:
         checkpoint.close()
 
-    _initialize_missing(model, plan, checkpoint, devices, torch_dtype, info, quantizer)
+    _initialize_missing(model, plan, checkpoint, devices, torch_dtype, info, quantizer, slices)
+    info.bytes_read = checkpoint.bytes_read
     _materialize_buffers(model, devices)
     model.tie_weights()
     if offload_index:
@@ -206,6 +220,20 @@ def load_pretrained(
     if output_loading_info:
         return model, info.as_dict()
     return model
+
+
+def _local_slices(
+    hook: TensorParallelHook | None, plan: dict[str, str], infos: dict[str, TensorInfo]
+) -> dict[str, tuple[slice, ...]]:
+    """``{model key: this rank's part}`` for every tensor the tensor-parallel hook wants only part of."""
+    if hook is None:
+        return {}
+    out = {}
+    for name, ckpt_key in plan.items():
+        part = hook.local_slice(name, infos[ckpt_key].shape)
+        if part is not None:
+            out[name] = part
+    return out
 
 
 def _quantizer(config: PretrainedConfig, load: LoadOptions) -> Quantizer | None:
@@ -461,6 +489,7 @@ def _initialize_missing(
     dtype: torch.dtype,
     info: LoadingInfo,
     quantizer: Quantizer | None,
+    slices: dict[str, tuple[slice, ...]],
 ) -> None:
     """Materialise every parameter still on ``meta`` and run the family's ``_init_weights`` on its module;
     weights of the same module that were loaded are read again afterwards. A quantized parameter has no
@@ -488,7 +517,8 @@ def _initialize_missing(
         if name.rpartition(".")[0] not in owners or ckpt_key in mismatched or name not in state:
             continue
         current = state[name]
-        current.copy_(checkpoint.read(ckpt_key, dtype=current.dtype if current.is_floating_point() else None))
+        dtype = current.dtype if current.is_floating_point() else None
+        current.copy_(checkpoint.read(ckpt_key, dtype=dtype, slices=slices.get(name)))
     checkpoint.close()
 
 

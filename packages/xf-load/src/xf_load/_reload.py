@@ -62,7 +62,8 @@ def load_weights(
             f"{type(model).__name__} is quantized; its weights cannot be overwritten in place. Load the "
             f"checkpoint with from_pretrained({str(path)!r}, quantization_config=...) instead."
         )
-    checkpoint = find_checkpoint(path, variant=variant, use_safetensors=use_safetensors)
+    # mapped: each weight is copied once, from the page cache into the model's own tensor
+    checkpoint = find_checkpoint(path, variant=variant, use_safetensors=use_safetensors, mmap=True)
     try:
         infos = checkpoint.infos()
         plan, missing, unexpected = _match(model, infos)

@@ -57,7 +57,8 @@ def parse_size(size: int | str) -> int:
 
 
 def save_safetensors(tensors: dict[str, torch.Tensor], path: str | os.PathLike[str]) -> None:
-    """Write ``tensors`` as one safetensors file with ``{"format": "pt"}`` metadata (to ``path`` directly)."""
+    """Write ``tensors`` as one safetensors file with ``{"format": "pt"}`` metadata: beside ``path``, then renamed
+    over it, so a model that memory-maps the previous file (and may be what is being saved) keeps its data."""
     header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
     offset = 0
     ordered = sorted(tensors)
@@ -74,14 +75,19 @@ def save_safetensors(tensors: dict[str, torch.Tensor], path: str | os.PathLike[s
         offset += nbytes
     raw = json.dumps(header, separators=(",", ":")).encode()
     raw += b" " * (-len(raw) % 8)
-    with open(path, "wb") as f:
-        f.write(len(raw).to_bytes(8, "little"))
-        f.write(raw)
-        for name in ordered:
-            t = tensors[name].detach()
-            if t.numel():
-                t = t.to("cpu").contiguous()
-                f.write(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
+    partial = Path(path).with_name(f".{Path(path).name}.{os.getpid()}.partial")
+    try:
+        with open(partial, "wb") as f:
+            f.write(len(raw).to_bytes(8, "little"))
+            f.write(raw)
+            for name in ordered:
+                t = tensors[name].detach()
+                if t.numel():
+                    t = t.to("cpu").contiguous()
+                    f.write(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _state_dict_to_save(

@@ -273,6 +273,7 @@ class PreTrainedModel(nn.Module):
         local_files_only: bool | None = None,
         token: str | bool | None = None,
         use_safetensors: bool | None = None,
+        disable_mmap: bool | None = None,
         ignore_mismatched_sizes: bool = False,
         output_loading_info: bool = False,
         attn_implementation: Literal["eager", "sdpa"] | None = None,
@@ -285,10 +286,12 @@ class PreTrainedModel(nn.Module):
         """Load a model: config, then weights straight from safetensors into ``dtype`` on ``device_map``.
 
         ``dtype="auto"`` (the default, as in transformers v5) uses ``config.dtype``, else the checkpoint's
-        dtype (``torch_dtype=`` is accepted as its older name). Extra keyword arguments override config fields.
+        dtype (``torch_dtype=`` is accepted as its older name). A tensor stored in that dtype and loaded on the
+        CPU views the memory-mapped safetensors file (no copy); ``disable_mmap=True`` reads it instead.
+        Extra keyword arguments override config fields.
         The Hub keywords go on top of ``hub`` (a :class:`xf_core.HubOptions`) and serve config, weights and
         generation config alike. With ``output_loading_info=True`` returns ``(model, {"missing_keys",
-        "unexpected_keys", "mismatched_keys"})``.
+        "unexpected_keys", "mismatched_keys", "bytes_read"})``.
         """
         from xf_load._loading import load_pretrained
         from xf_load.options import LoadOptions
@@ -305,6 +308,7 @@ class PreTrainedModel(nn.Module):
                 offload_folder=offload_folder,
                 variant=variant,
                 use_safetensors=use_safetensors,
+                disable_mmap=disable_mmap,
                 ignore_mismatched_sizes=ignore_mismatched_sizes,
                 attn_implementation=attn_implementation,
                 quantization_config=quantization_config,

@@ -51,7 +51,10 @@ class LoadOptions:
     ``device_map``: a device, ``{module: device}``, or one of "auto", "balanced", "balanced_low_0",
     "sequential" (resolved against ``max_memory``; ``offload_folder`` receives what goes to "disk").
     ``variant``/``use_safetensors``: which weight files (``model.<variant>.safetensors``; pickles only with
-    ``use_safetensors=False``). ``quantization_config``: a dict with ``quant_method`` or an object with
+    ``use_safetensors=False``). ``disable_mmap``: read every tensor into memory of its own instead of viewing
+    the memory-mapped safetensors file where no cast or device move is needed (None, the default, maps;
+    True suits weights that must stay resident, or a file that will be rewritten in place while the model
+    lives). ``quantization_config``: a dict with ``quant_method`` or an object with
     ``to_dict()``. ``tp_plan`` ("auto" or ``{module pattern: style}``) and ``device_mesh``: tensor-parallel
     loading, done by an installed :class:`TensorParallelHook`.
     """
@@ -62,6 +65,7 @@ class LoadOptions:
     offload_folder: str | os.PathLike[str] | None = None
     variant: str | None = None
     use_safetensors: bool | None = None
+    disable_mmap: bool | None = None
     ignore_mismatched_sizes: bool = False
     attn_implementation: str | None = None
     quantization_config: Any = None
@@ -76,9 +80,9 @@ class LoadOptions:
         )
         _check_type("offload_folder", self.offload_folder, str | os.PathLike, "a directory path")
         _check_type("variant", self.variant, str, "a string such as 'fp16'")
-        for name in ("use_safetensors", "ignore_mismatched_sizes"):
+        for name in ("use_safetensors", "disable_mmap", "ignore_mismatched_sizes"):
             value = getattr(self, name)
-            if not isinstance(value, bool) and not (value is None and name == "use_safetensors"):
+            if not isinstance(value, bool) and not (value is None and name != "ignore_mismatched_sizes"):
                 raise LoadOptionsError(f"{name}={value!r} must be True or False.", key=name)
         if self.attn_implementation not in (None, *_ATTENTION):
             raise LoadOptionsError(
@@ -261,11 +265,14 @@ _loaded_tp_entry_points = False
 
 
 class TensorParallelHook:
-    """What a tensor-parallel package provides: ``from_pretrained`` builds one from the load options, then
-    calls :meth:`apply` on the loaded model (weights tied, before ``eval()``).
+    """What a tensor-parallel package provides. ``from_pretrained`` builds one from the load options, calls
+    :meth:`prepare` on the model skeleton (parameters on ``meta``), reads each checkpoint tensor's
+    :meth:`local_slice` only (from the memory-mapped file) and sets the parameter to that local tensor
+    (the local shape, not the config's), ties the weights, then calls :meth:`apply` (before ``eval()``).
 
     ``apply`` shards the model in place across ``device_mesh`` following ``tp_plan`` ("auto": the model
-    class's own plan).
+    class's own plan): parameters that arrived as local shards become DTensors from those shards, those
+    that arrived whole are distributed.
     """
 
     name: ClassVar[str] = ""
@@ -273,6 +280,16 @@ class TensorParallelHook:
     def __init__(self, *, tp_plan: str | Mapping[str, str], device_mesh: Any) -> None:
         self.tp_plan = tp_plan
         self.device_mesh = device_mesh
+
+    def prepare(self, model: Any) -> None:
+        """Called on the model skeleton (parameters on the meta device) before any weight is read: resolve the
+        plan ('auto' = the model class's TP plan), check it fits (e.g. heads divisible by the TP degree), raise
+        a typed error otherwise. Default: nothing."""
+
+    def local_slice(self, name: str, shape: tuple[int, ...]) -> tuple[slice, ...] | None:
+        """This rank's part of the tensor stored under state-dict key ``name`` (full checkpoint shape
+        ``shape``): one slice per dim, or None to read it whole. Default: None."""
+        return None
 
     def apply(self, model: Any) -> None:
         raise NotImplementedError(f"{type(self).__name__} must define apply(model)")
