@@ -13,6 +13,7 @@ _EXPORTS = {
     "AutoModelForCausalLM": "xf_load.auto",
     "AutoModelForMaskedLM": "xf_load.auto",
     "AutoModelForQuestionAnswering": "xf_load.auto",
+    "AutoModelForSeq2SeqLM": "xf_load.auto",
     "AutoModelForSequenceClassification": "xf_load.auto",
     "AutoModelForTokenClassification": "xf_load.auto",
     "LoadOptions": "xf_load.options",
@@ -33,6 +34,13 @@ _EXPORTS = {
     "Qwen2ForCausalLM": "xf_load.models.llama",
     "Qwen3Config": "xf_load.models.llama",
     "Qwen3ForCausalLM": "xf_load.models.llama",
+    "T5Config": "xf_load.models.t5",
+    "T5EncoderModel": "xf_load.models.t5",
+    "T5ForConditionalGeneration": "xf_load.models.t5",
+    "T5Model": "xf_load.models.t5",
+    "BartConfig": "xf_load.models.bart",
+    "BartForConditionalGeneration": "xf_load.models.bart",
+    "BartModel": "xf_load.models.bart",
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
