@@ -193,9 +193,13 @@ class EncoderDecoderCache(Cache):
     above applies to, plus one (keys, values) pair per layer for cross-attention over the encoder output,
     computed at the first decoder forward and read unchanged afterwards."""
 
-    def __init__(self, self_attention_cache: Cache, cross_attention_cache: DynamicCache | None = None) -> None:
+    def __init__(
+        self, self_attention_cache: Cache, cross_attention_cache: DynamicCache | None = None
+    ) -> None:
         self.self_attention_cache = self_attention_cache
-        self.cross_attention_cache = cross_attention_cache if cross_attention_cache is not None else DynamicCache()
+        self.cross_attention_cache = (
+            cross_attention_cache if cross_attention_cache is not None else DynamicCache()
+        )
 
     @property
     def is_static(self) -> bool:  # type: ignore[override]
