@@ -55,8 +55,8 @@ __getattr__, __dir__ = lazy_exports(
         "QuestionAnsweringPipeline": "xf_pipeline._question_answering",
         "ZeroShotClassificationPipeline": "xf_pipeline._zero_shot",
         "TextGenerationPipeline": "xf_pipeline._text_generation",
-        "Text2TextGenerationPipeline": "xf_pipeline._text2text",
         "SummarizationPipeline": "xf_pipeline._text2text",
+        "Text2TextGenerationPipeline": "xf_pipeline._text2text",
         "TranslationPipeline": "xf_pipeline._text2text",
     },
 )

@@ -75,7 +75,6 @@ class BartConfig(PretrainedConfig):
     attention_dropout: float = 0.0
     activation_dropout: float = 0.0
     init_std: float = 0.02
-    classifier_dropout: float = 0.0
     scale_embedding: bool = False
     is_encoder_decoder: bool = True
     id2label: dict[int, str] = field(default_factory=lambda: {i: f"LABEL_{i}" for i in range(3)})

@@ -81,7 +81,6 @@ class T5Config(PretrainedConfig):
     layer_norm_epsilon: float = 1e-6
     initializer_factor: float = 1.0
     feed_forward_proj: str = "relu"
-    classifier_dropout: float = 0.0
     is_encoder_decoder: bool = True
     pad_token_id: int | None = 0
     eos_token_id: int | list[int] | None = 1
@@ -448,6 +447,14 @@ class T5Stack(T5PreTrainedModel):
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.embed_tokens = value
 
+    def _bias_layer(self) -> T5Attention:
+        """The first block's self-attention, which owns the stack's relative position bias."""
+        first = self.block[0]
+        assert isinstance(first, T5Block)
+        layer = first.layer[0]
+        assert isinstance(layer, T5LayerSelfAttention)
+        return layer.SelfAttention
+
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -477,8 +484,9 @@ class T5Stack(T5PreTrainedModel):
             x = self.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds  # (B, S, C)
             S = x.shape[1]
             positions = torch.arange(S, device=x.device)
-            first = self.block[0].layer[0].SelfAttention
-            bias = _additive(first.compute_bias(positions, S), padding_mask(attention_mask, query_length=S))
+            bias = _additive(
+                self._bias_layer().compute_bias(positions, S), padding_mask(attention_mask, query_length=S)
+            )
             cache, cache_position, returned, cross_mask = None, None, None, None
 
         x = self.dropout(x)
@@ -527,8 +535,7 @@ class T5Stack(T5PreTrainedModel):
         visible = state.masks[None]
         if visible is None and T > 1:  # plain causal: the bias needs it spelled out
             visible = causal_mask(None, state.cache_position, kv_length, allow_none=False)
-        first = self.block[0].layer[0].SelfAttention
-        bias = _additive(first.compute_bias(state.cache_position, kv_length), visible)
+        bias = _additive(self._bias_layer().compute_bias(state.cache_position, kv_length), visible)
         return state.inputs_embeds, bias, cache, state.cache_position, cache if state.use_cache else None
 
 
