@@ -144,8 +144,9 @@ def test_feature_extraction_truncates_long_inputs(tiny_bert):
 def test_task_names_aliases_and_architectures():
     assert normalize_task("sentiment-analysis") == "text-classification"
     assert normalize_task("ner") == "token-classification"
+    assert normalize_task("translation_en_to_de") == "translation"
     with pytest.raises(UnknownTaskError) as info:
-        normalize_task("translation")
+        normalize_task("speech-to-poetry")
     assert "feature-extraction" in str(info.value) and "ner" in info.value.valid
     assert task_from_architecture(["BertForTokenClassification"]) == "token-classification"
     assert task_from_architecture(["GPT2LMHeadModel"]) == "text-generation"
@@ -157,8 +158,10 @@ def test_factory_errors():
     with pytest.raises(NoDefaultModelError, match="token-classification head") as info:
         pipeline("ner")
     assert isinstance(info.value, ValueError)
-    with pytest.raises(UnknownTaskError, match="translation"):
-        pipeline("translation")
+    with pytest.raises(UnknownTaskError, match="speech-to-poetry"):
+        pipeline("speech-to-poetry")
+    with pytest.raises(NoDefaultModelError, match="translation model"):
+        pipeline("translation_en_to_fr")
     with pytest.raises(XfValueError, match="pass a task"):
         pipeline()
 

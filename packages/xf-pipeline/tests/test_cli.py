@@ -69,9 +69,9 @@ def test_stdin_lines_json_inputs_and_progress_bar(tiny_bert):
 
 
 def test_bad_task_in_a_subprocess():
-    run = xf("translation", "hello")
+    run = xf("speech-to-poetry", "hello")
     assert run.returncode == 2 and run.stdout == ""
-    assert "unknown task 'translation'" in run.stderr and "feature-extraction" in run.stderr
+    assert "unknown task 'speech-to-poetry'" in run.stderr and "feature-extraction" in run.stderr
 
 
 def test_args_give_one_json_line_per_input_equal_to_the_python_api(capsys, monkeypatch, tiny_bert):

@@ -17,6 +17,7 @@ _EXPORTS = {
     "AutoModelForCausalLM": "xf_load.auto",
     "AutoModelForMaskedLM": "xf_load.auto",
     "AutoModelForQuestionAnswering": "xf_load.auto",
+    "AutoModelForSeq2SeqLM": "xf_load.auto",
     "AutoModelForSequenceClassification": "xf_load.auto",
     "AutoModelForTokenClassification": "xf_load.auto",
     "LoadOptions": "xf_load.options",
@@ -37,6 +38,13 @@ _EXPORTS = {
     "Qwen2ForCausalLM": "xf_load.models.llama",
     "Qwen3Config": "xf_load.models.llama",
     "Qwen3ForCausalLM": "xf_load.models.llama",
+    "T5Config": "xf_load.models.t5",
+    "T5EncoderModel": "xf_load.models.t5",
+    "T5ForConditionalGeneration": "xf_load.models.t5",
+    "T5Model": "xf_load.models.t5",
+    "BartConfig": "xf_load.models.bart",
+    "BartForConditionalGeneration": "xf_load.models.bart",
+    "BartModel": "xf_load.models.bart",
 }
 
 if TYPE_CHECKING:  # the lazily exported names, as type checkers and IDEs should see them
@@ -47,12 +55,14 @@ if TYPE_CHECKING:  # the lazily exported names, as type checkers and IDEs should
         AutoModelForCausalLM,
         AutoModelForMaskedLM,
         AutoModelForQuestionAnswering,
+        AutoModelForSeq2SeqLM,
         AutoModelForSequenceClassification,
         AutoModelForTokenClassification,
     )
     from xf_load.configuration_utils import PretrainedConfig
     from xf_load.heads import HeadKind, architecture_head_kind, head_kind_of
     from xf_load.modeling_utils import PreTrainedModel
+    from xf_load.models.bart import BartConfig, BartForConditionalGeneration, BartModel
     from xf_load.models.llama import (
         LlamaConfig,
         LlamaForCausalLM,
@@ -65,6 +75,7 @@ if TYPE_CHECKING:  # the lazily exported names, as type checkers and IDEs should
         Qwen3Config,
         Qwen3ForCausalLM,
     )
+    from xf_load.models.t5 import T5Config, T5EncoderModel, T5ForConditionalGeneration, T5Model
     from xf_load.options import LoadOptions, check_device
 
 __getattr__: Callable[[str], Any]
@@ -77,8 +88,12 @@ __all__ = [
     "AutoModelForCausalLM",
     "AutoModelForMaskedLM",
     "AutoModelForQuestionAnswering",
+    "AutoModelForSeq2SeqLM",
     "AutoModelForSequenceClassification",
     "AutoModelForTokenClassification",
+    "BartConfig",
+    "BartForConditionalGeneration",
+    "BartModel",
     "HeadKind",
     "LlamaConfig",
     "LlamaForCausalLM",
@@ -93,6 +108,10 @@ __all__ = [
     "Qwen2ForCausalLM",
     "Qwen3Config",
     "Qwen3ForCausalLM",
+    "T5Config",
+    "T5EncoderModel",
+    "T5ForConditionalGeneration",
+    "T5Model",
     "__version__",
     "architecture_head_kind",
     "check_device",

@@ -22,6 +22,7 @@ __all__ = [
     "AutoModelForCausalLM",
     "AutoModelForMaskedLM",
     "AutoModelForQuestionAnswering",
+    "AutoModelForSeq2SeqLM",
     "AutoModelForSequenceClassification",
     "AutoModelForTokenClassification",
 ]
@@ -70,6 +71,14 @@ FAMILIES: dict[str, Family] = {
     ),
     "bert": _bert_like("Bert"),
     "roberta": _bert_like("Roberta"),
+    "t5": Family(
+        "xf_load.models.t5", "T5Config", {"base": "T5Model", "seq2seq_lm": "T5ForConditionalGeneration"}
+    ),
+    "bart": Family(
+        "xf_load.models.bart",
+        "BartConfig",
+        {"base": "BartModel", "seq2seq_lm": "BartForConditionalGeneration"},
+    ),
 }
 
 
@@ -189,3 +198,7 @@ class AutoModelForTokenClassification(_AutoModel):
 
 class AutoModelForQuestionAnswering(_AutoModel):
     head = "question_answering"
+
+
+class AutoModelForSeq2SeqLM(_AutoModel):
+    head = "seq2seq_lm"

@@ -14,11 +14,13 @@ next ``update`` will return (what a mask must cover).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from xf_core.errors import XfValueError
 
-__all__ = ["Cache", "DynamicCache", "StaticCache"]
+__all__ = ["Cache", "DynamicCache", "EncoderDecoderCache", "StaticCache"]
 
 
 class Cache:
@@ -184,3 +186,54 @@ class StaticCache(Cache):
         for k_buf, v_buf in zip(self.keys, self.values):
             k_buf.zero_()
             v_buf.zero_()
+
+
+class EncoderDecoderCache(Cache):
+    """An encoder-decoder's cache: the decoder's self-attention cache (dynamic or static), which the contract
+    above applies to, plus one (keys, values) pair per layer for cross-attention over the encoder output,
+    computed at the first decoder forward and read unchanged afterwards."""
+
+    def __init__(
+        self, self_attention_cache: Cache, cross_attention_cache: DynamicCache | None = None
+    ) -> None:
+        self.self_attention_cache = self_attention_cache
+        self.cross_attention_cache = (
+            cross_attention_cache if cross_attention_cache is not None else DynamicCache()
+        )
+
+    @property
+    def is_static(self) -> bool:  # type: ignore[override]
+        return self.self_attention_cache.is_static
+
+    def update(
+        self,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        layer_idx: int,
+        cache_position: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.self_attention_cache.update(key, value, layer_idx, cache_position)
+
+    def cross_attention(
+        self, layer_idx: int, compute: Callable[[], tuple[torch.Tensor, torch.Tensor]]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Layer ``layer_idx``'s cross-attention keys and values: ``compute()`` on the first call, then cached."""
+        cross = self.cross_attention_cache
+        if layer_idx < len(cross):
+            return cross.keys[layer_idx], cross.values[layer_idx]
+        k, v = compute()
+        return cross.update(k, v, layer_idx)
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return self.self_attention_cache.get_seq_length(layer_idx)
+
+    def kv_length(self, new_tokens: int, layer_idx: int = 0) -> int:
+        return self.self_attention_cache.kv_length(new_tokens, layer_idx)
+
+    def reorder(self, beam_idx: torch.Tensor) -> None:
+        """Select batch rows of both caches (beam search)."""
+        self.self_attention_cache.reorder(beam_idx)  # type: ignore[attr-defined]
+        self.cross_attention_cache.reorder(beam_idx)
+
+    def crop(self, length: int) -> None:
+        self.self_attention_cache.crop(length)  # type: ignore[attr-defined]

@@ -25,6 +25,7 @@ class HeadKind(StrEnum):
     SEQUENCE_CLASSIFICATION = "sequence_classification"  # one label (or regression value) per sequence
     TOKEN_CLASSIFICATION = "token_classification"  # one label per token
     QUESTION_ANSWERING = "question_answering"  # start and end logits per token
+    SEQ2SEQ_LM = "seq2seq_lm"  # encoder-decoder: decoder logits per label position; labels are not shifted
 
 
 def head_kind_of(model: object) -> HeadKind | None:

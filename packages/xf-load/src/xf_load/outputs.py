@@ -22,6 +22,8 @@ __all__ = [
     "MaskedLMOutput",
     "ModelOutput",
     "QuestionAnsweringOutput",
+    "Seq2SeqLMOutput",
+    "Seq2SeqModelOutput",
     "SequenceClassifierOutput",
     "TokenClassifierOutput",
 ]
@@ -121,3 +123,25 @@ class QuestionAnsweringOutput(ModelOutput):
     start_logits: torch.Tensor | None = None
     end_logits: torch.Tensor | None = None
     hidden_states: tuple[torch.Tensor, ...] | None = None
+
+
+@dataclass
+class Seq2SeqModelOutput(ModelOutput):
+    """Encoder-decoder base model: the decoder's final hidden states, the cache (an ``EncoderDecoderCache``) and
+    the encoder's final hidden states (reused by generation)."""
+
+    last_hidden_state: torch.Tensor | None = None
+    past_key_values: Any = None
+    decoder_hidden_states: tuple[torch.Tensor, ...] | None = None
+    encoder_last_hidden_state: torch.Tensor | None = None
+    encoder_hidden_states: tuple[torch.Tensor, ...] | None = None
+
+
+@dataclass
+class Seq2SeqLMOutput(ModelOutput):
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    past_key_values: Any = None
+    decoder_hidden_states: tuple[torch.Tensor, ...] | None = None
+    encoder_last_hidden_state: torch.Tensor | None = None
+    encoder_hidden_states: tuple[torch.Tensor, ...] | None = None

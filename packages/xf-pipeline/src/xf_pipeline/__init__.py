@@ -32,9 +32,12 @@ __all__ = [
     "SentenceConfig",
     "SentenceSimilarityPipeline",
     "SentenceTransformer",
+    "SummarizationPipeline",
+    "Text2TextGenerationPipeline",
     "TextClassificationPipeline",
     "TextGenerationPipeline",
     "TokenClassificationPipeline",
+    "TranslationPipeline",
     "UnknownTaskError",
     "UnsupportedSentenceModuleError",
     "ZeroShotClassificationPipeline",
@@ -51,6 +54,7 @@ if TYPE_CHECKING:  # the lazily exported names, as type checkers and IDEs should
     from xf_pipeline._question_answering import QuestionAnsweringPipeline
     from xf_pipeline._sentence_config import SentenceConfig, read_sentence_config
     from xf_pipeline._sentence_transformer import SentenceTransformer, semantic_search
+    from xf_pipeline._text2text import SummarizationPipeline, Text2TextGenerationPipeline, TranslationPipeline
     from xf_pipeline._text_classification import TextClassificationPipeline
     from xf_pipeline._text_generation import TextGenerationPipeline
     from xf_pipeline._token_classification import TokenClassificationPipeline
@@ -76,5 +80,8 @@ __getattr__, __dir__ = lazy_exports(
         "semantic_search": "xf_pipeline._sentence_transformer",
         "SentenceConfig": "xf_pipeline._sentence_config",
         "read_sentence_config": "xf_pipeline._sentence_config",
+        "SummarizationPipeline": "xf_pipeline._text2text",
+        "Text2TextGenerationPipeline": "xf_pipeline._text2text",
+        "TranslationPipeline": "xf_pipeline._text2text",
     },
 )

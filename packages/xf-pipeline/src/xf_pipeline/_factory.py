@@ -9,7 +9,13 @@ from typing import Any
 from xf_core import HubOptions
 from xf_core.errors import XfValueError
 from xf_pipeline._defaults import resolve_default_model
-from xf_pipeline._registry import TASKS, normalize_task, task_from_architecture, task_from_model
+from xf_pipeline._registry import (
+    TASKS,
+    normalize_task,
+    task_from_architecture,
+    task_from_model,
+    translation_languages,
+)
 from xf_pipeline.base import Pipeline
 from xf_pipeline.errors import NoDefaultModelError
 
@@ -53,6 +59,9 @@ def pipeline(
     if task is None and model is None:
         raise XfValueError(f"pass a task (one of {', '.join(TASKS)}), a model, or both.")
     if task is not None:
+        languages = translation_languages(task)  # "translation_en_to_fr": the languages are defaults
+        if languages is not None:
+            task_defaults = {"src_lang": languages[0], "tgt_lang": languages[1], **task_defaults}
         task = normalize_task(task)
     if model is None:
         assert task is not None

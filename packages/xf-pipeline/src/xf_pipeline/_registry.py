@@ -6,6 +6,7 @@ model classes are named by module path and imported on first use.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from xf_pipeline.errors import UnknownTaskError
@@ -19,6 +20,7 @@ __all__ = [
     "normalize_task",
     "task_from_architecture",
     "task_from_model",
+    "translation_languages",
 ]
 
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -66,6 +68,18 @@ TASKS: dict[str, TaskSpec] = {
         "._text_generation", "TextGenerationPipeline", "AutoModelForCausalLM",
         "a causal language model (e.g. openai-community/gpt2)",
     ),
+    "text2text-generation": TaskSpec(
+        "._text2text", "Text2TextGenerationPipeline", "AutoModelForSeq2SeqLM",
+        "an encoder-decoder model (e.g. google-t5/t5-small)",
+    ),
+    "summarization": TaskSpec(
+        "._text2text", "SummarizationPipeline", "AutoModelForSeq2SeqLM",
+        "a summarization model (e.g. facebook/bart-large-cnn or google-t5/t5-small)",
+    ),
+    "translation": TaskSpec(
+        "._text2text", "TranslationPipeline", "AutoModelForSeq2SeqLM",
+        "a translation model (e.g. google-t5/t5-small)",
+    ),
 }  # fmt: skip
 
 ALIASES: dict[str, str] = {
@@ -85,12 +99,23 @@ HEAD_TASKS: dict[str, str] = {
     "sequence_classification": "text-classification",
     "token_classification": "token-classification",
     "question_answering": "question-answering",
+    "seq2seq_lm": "text2text-generation",
 }
 
 
+_TRANSLATION = re.compile(r"translation_([A-Za-z0-9-]+)_to_([A-Za-z0-9-]+)")
+
+
+def translation_languages(task: str) -> tuple[str, str] | None:
+    """``("en", "fr")`` for ``"translation_en_to_fr"`` (transformers' alias form), else None."""
+    match = _TRANSLATION.fullmatch(task)
+    return (match.group(1), match.group(2)) if match else None
+
+
 def normalize_task(task: str) -> str:
-    """The canonical task name for ``task`` or one of its aliases; unknown names raise UnknownTaskError."""
-    name = ALIASES.get(task, task)
+    """The canonical task name for ``task`` or one of its aliases (``translation_xx_to_yy`` is
+    ``translation``); unknown names raise UnknownTaskError."""
+    name = "translation" if translation_languages(task) else ALIASES.get(task, task)
     if name not in TASKS:
         raise UnknownTaskError(task, [*TASKS, *ALIASES])
     return name

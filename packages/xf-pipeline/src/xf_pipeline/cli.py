@@ -250,7 +250,7 @@ def _run(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: TextIO
                 )
             inputs = [{"source_sentence": inputs[0], "sentences": inputs[1:]}]
     try:
-        pipe = _build(task, args, params)
+        pipe = _build(args.task, args, params)  # as typed: translation_en_to_fr carries its languages
     except (XfError, ValueError, OSError, ImportError) as e:
         return _fail(stderr, str(e), 1)
     from xf_core.logging import progress_bar

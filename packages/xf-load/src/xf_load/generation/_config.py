@@ -100,6 +100,7 @@ class GenerationConfig:
     pad_token_id: int | None = None
     bos_token_id: int | None = None
     eos_token_id: int | list[int] | None = None
+    decoder_start_token_id: int | None = None  # encoder-decoders: the decoder's first token
     # Keys of generation_config.json that xf does not use, kept for the round trip.
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -143,8 +144,10 @@ class GenerationConfig:
             raise bad("max_time", "must be a positive number of seconds.")
         if self.cache_implementation not in (None, "dynamic", "static"):
             raise bad("cache_implementation", "xf supports 'dynamic' (default) and 'static'.")
-        if self.pad_token_id is not None and (not is_int(self.pad_token_id) or self.pad_token_id < 0):
-            raise bad("pad_token_id", "must be a token id >= 0.")
+        for key in ("pad_token_id", "decoder_start_token_id"):
+            value = getattr(self, key)
+            if value is not None and (not is_int(value) or value < 0):
+                raise bad(key, "must be a token id >= 0.")
         for key in ("eos_token_id", "forced_eos_token_id"):
             ids = _as_id_list(getattr(self, key))
             if ids is not None and any(not is_int(i) or i < 0 for i in ids):
@@ -230,7 +233,7 @@ class GenerationConfig:
         data = model_config if isinstance(model_config, dict) else model_config.to_dict()
         data = {k: v for k, v in data.items() if v is not None}
         known = {k: v for k, v in data.items() if k in _FIELD_NAMES and k != "extra"}
-        for key in ("pad_token_id", "bos_token_id", "eos_token_id"):
+        for key in ("pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id"):
             # Some config.json files write -1 for "none"; transformers carries on, so do we (without it).
             ids = _as_id_list(known.get(key))
             if ids is not None and any(not isinstance(i, int) or i < 0 for i in ids):

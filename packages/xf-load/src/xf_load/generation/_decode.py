@@ -38,6 +38,7 @@ from ._config import GenerationConfig, finalize_lengths, resolve_generation_conf
 from ._limits import check_generation_size, check_prompt
 from ._outputs import GenerateBeamDecoderOnlyOutput, GenerateDecoderOnlyOutput
 from ._processors import LogitsProcessorList, build_logits_processors
+from ._seq2seq import is_encoder_decoder, prepare_encoder_decoder
 from ._stopping import EosTokenCriteria, MaxTimeCriteria, StoppingCriteriaList, StopStringCriteria
 
 __all__ = ["decode_one_token", "generate", "invalid_rows", "prefill", "sample"]
@@ -228,6 +229,27 @@ def generate(
     """
     config = resolve_generation_config(model, config)
     device = _device(model)
+    loop_model = (
+        model  # what the loop calls: the model, or an encoder-decoder's decoder bound to its encoding
+    )
+    encoder_decoder = is_encoder_decoder(model)
+    if encoder_decoder:
+        if past_key_values is not None:
+            raise XfValueError(
+                "past_key_values cannot be passed to an encoder-decoder's generate(); xf runs the encoder and "
+                "builds the decoder's caches itself."
+            )
+        rows_per_prompt = max(config.num_beams or 1, config.num_return_sequences or 1)
+        loop_model, input_ids = prepare_encoder_decoder(
+            model,
+            input_ids,
+            attention_mask,
+            config,
+            model_kwargs,
+            rows_per_prompt=rows_per_prompt,
+            device=device,
+        )
+        attention_mask = None  # the decoder's start ids are not padded
     if input_ids is None:
         if config.bos_token_id is None:
             raise XfValueError("generate() needs input_ids, or a bos_token_id to start from.")
@@ -256,7 +278,10 @@ def generate(
         pad = int(eos[0])
 
     if attention_mask is None:
-        attention_mask = _infer_attention_mask(input_ids, pad, eos)
+        # (an encoder-decoder's decoder start id is often the pad id itself: never a padding there)
+        attention_mask = (
+            torch.ones_like(input_ids) if encoder_decoder else _infer_attention_mask(input_ids, pad, eos)
+        )
     elif attention_mask.shape != input_ids.shape:
         raise XfValueError(
             f"attention_mask has shape {tuple(attention_mask.shape)} but input_ids has {tuple(input_ids.shape)}; "
@@ -289,9 +314,9 @@ def generate(
         mask_buf = torch.ones(rows, mask_len, dtype=torch.long, device=device)
         mask_buf[:, :L] = attention_mask
 
-    step_fn = _compiled_step(model, {} if compile is True else compile) if compile else decode_one_token
+    step_fn = _compiled_step(loop_model, {} if compile is True else compile) if compile else decode_one_token
     positions = torch.arange(config.max_length, device=device)
-    inputs = _Inputs(model, mask_buf, position_ids, cache, past_length, model_kwargs, step_fn, positions)
+    inputs = _Inputs(loop_model, mask_buf, position_ids, cache, past_length, model_kwargs, step_fn, positions)
 
     padding_lengths = attention_mask.argmax(dim=1) if padded else None
     processors = build_logits_processors(

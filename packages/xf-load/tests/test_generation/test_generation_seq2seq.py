@@ -1,0 +1,170 @@
+"""Encoder-decoder generation (T5, BART) token for token against transformers' generate, on tiny random
+checkpoints transformers saves: greedy, seeded sampling, beam search with length penalty, forced BOS/EOS,
+decoder_start_token_id, the static cache and the compiled step."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from xf_core.errors import XfValueError
+from xf_core.testing import temporary_directory
+from xf_load import AutoModelForSeq2SeqLM
+
+transformers = pytest.importorskip("transformers")
+
+VOCAB = 64
+
+
+def _save(kind: str, path: str) -> None:
+    torch.manual_seed(0)
+    if kind == "t5":
+        config = transformers.T5Config(
+            vocab_size=VOCAB, d_model=32, d_kv=8, d_ff=48, num_layers=2, num_heads=4,
+            relative_attention_num_buckets=8, relative_attention_max_distance=16, decoder_start_token_id=0,
+            feed_forward_proj="gated-gelu",
+        )  # fmt: skip
+        model = transformers.T5ForConditionalGeneration(config)
+    else:
+        config = transformers.BartConfig(
+            vocab_size=VOCAB, d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+            decoder_attention_heads=4, encoder_ffn_dim=48, decoder_ffn_dim=48, max_position_embeddings=64,
+        )  # fmt: skip
+        model = transformers.BartForConditionalGeneration(config)
+    with torch.no_grad():  # spread the logits so greedy paths are not decided by float noise
+        model.lm_head.weight.mul_(4.0) if kind == "bart" else model.shared.weight.mul_(4.0)
+    model.save_pretrained(path)
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    with temporary_directory() as root:
+        out = {}
+        for kind in ("t5", "bart"):
+            _save(kind, f"{root}/{kind}")
+            hf = transformers.AutoModelForSeq2SeqLM.from_pretrained(f"{root}/{kind}").eval()
+            out[kind] = (AutoModelForSeq2SeqLM.from_pretrained(f"{root}/{kind}"), hf)
+        yield out
+
+
+def _inputs(seed: int = 0) -> dict[str, torch.Tensor]:
+    ids = torch.randint(4, VOCAB, (3, 7), generator=torch.Generator().manual_seed(seed))
+    mask = torch.ones_like(ids)
+    ids[1, 5:], mask[1, 5:] = 1, 0  # right padding (BART's pad id is 1; T5 reads the mask)
+    ids[2, 3:], mask[2, 3:] = 1, 0
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+SETTINGS = {
+    "greedy": {"max_new_tokens": 12},
+    "greedy-min-eos": {"max_new_tokens": 12, "min_new_tokens": 4, "eos_token_id": [1, 2, 5]},
+    "forced-eos": {"max_length": 9, "forced_eos_token_id": 3},
+    "no-repeat": {"max_new_tokens": 12, "no_repeat_ngram_size": 2, "repetition_penalty": 1.3},
+    "beam-3": {"max_new_tokens": 10, "num_beams": 3},
+    "beam-4-lp2-return2": {
+        "max_new_tokens": 10,
+        "num_beams": 4,
+        "length_penalty": 2.0,
+        "num_return_sequences": 2,
+    },
+    "beam-4-lp-neg-early": {
+        "max_new_tokens": 8,
+        "num_beams": 4,
+        "length_penalty": -0.5,
+        "early_stopping": True,
+    },
+    "decoder-start": {"max_new_tokens": 8, "decoder_start_token_id": 7},
+    "no-cache": {"max_new_tokens": 8, "use_cache": False},
+}
+
+
+@pytest.mark.parametrize("setting", list(SETTINGS))
+@pytest.mark.parametrize("kind", ["t5", "bart"])
+def test_generate_matches_transformers(pairs, kind, setting):
+    ours, theirs = pairs[kind]
+    with torch.no_grad():
+        a = ours.generate(**_inputs(), **SETTINGS[setting])
+        b = theirs.generate(**_inputs(), **SETTINGS[setting])
+    assert a.tolist() == b.tolist()
+
+
+def test_bart_forced_bos_and_generation_config_file(pairs):
+    ours, theirs = pairs["bart"]
+    assert ours.generation_config.decoder_start_token_id == 2  # from generation_config.json
+    assert ours.generation_config.forced_eos_token_id == 2
+    with torch.no_grad():
+        a = ours.generate(**_inputs(1), max_new_tokens=6, forced_bos_token_id=5)
+        b = theirs.generate(**_inputs(1), max_new_tokens=6, forced_bos_token_id=5)
+    assert a[:, 0].tolist() == [2, 2, 2] and a[:, 1].tolist() == [5, 5, 5]  # start, then the forced BOS
+    assert a.tolist() == b.tolist()
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"do_sample": True, "top_k": 0}, {"do_sample": True, "temperature": 0.7, "top_p": 0.9}],
+    ids=["plain", "temp-topp"],
+)
+@pytest.mark.parametrize("kind", ["t5", "bart"])
+def test_sampling_matches_transformers_under_a_fixed_seed(pairs, kind, kwargs):
+    ours, theirs = pairs[kind]
+    with torch.no_grad():
+        torch.manual_seed(5)
+        a = ours.generate(**_inputs(2), max_new_tokens=10, **kwargs)
+        torch.manual_seed(5)
+        b = theirs.generate(**_inputs(2), max_new_tokens=10, **kwargs)
+    assert a.tolist() == b.tolist()
+
+
+def test_beam_scores_match_transformers(pairs):
+    ours, theirs = pairs["t5"]
+    kwargs = dict(
+        max_new_tokens=8,
+        num_beams=3,
+        num_return_sequences=3,
+        return_dict_in_generate=True,
+        output_scores=True,
+    )
+    with torch.no_grad():
+        a = ours.generate(**_inputs(), **kwargs)
+        b = theirs.generate(**_inputs(), **kwargs)
+    assert a.sequences.tolist() == b.sequences.tolist()
+    torch.testing.assert_close(a.sequences_scores, b.sequences_scores, atol=1e-4, rtol=0)
+    assert a.beam_indices.tolist() == b.beam_indices.tolist()
+
+
+@pytest.mark.parametrize("kind", ["t5", "bart"])
+def test_static_cache_and_compiled_step_match_dynamic(pairs, kind):
+    ours, _ = pairs[kind]
+    with torch.no_grad():
+        dynamic = ours.generate(**_inputs(), max_new_tokens=8)
+        static = ours.generate(**_inputs(), max_new_tokens=8, cache_implementation="static")
+        beams = ours.generate(**_inputs(), max_new_tokens=8, num_beams=2, cache_implementation="static")
+        beams_dynamic = ours.generate(**_inputs(), max_new_tokens=8, num_beams=2)
+        compiled = ours.generate(**_inputs(), max_new_tokens=8, compile={"backend": "eager"})
+    assert static.tolist() == dynamic.tolist()
+    assert beams.tolist() == beams_dynamic.tolist()
+    assert compiled.tolist() == dynamic.tolist()
+
+
+def test_encoder_runs_once(pairs):
+    ours, _ = pairs["t5"]
+    calls = []
+    handle = ours.encoder.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        with torch.no_grad():
+            ours.generate(**_inputs(), max_new_tokens=6, num_beams=2)
+    finally:
+        handle.remove()
+    assert len(calls) == 1
+
+
+def test_generate_without_a_start_token_says_what_to_set(pairs):
+    ours, _ = pairs["t5"]
+    config = ours.generation_config
+    saved = config.decoder_start_token_id, config.bos_token_id
+    config.decoder_start_token_id = config.bos_token_id = None
+    try:
+        with pytest.raises(XfValueError, match="decoder_start_token_id"):
+            ours.generate(**_inputs(), max_new_tokens=3)
+    finally:
+        config.decoder_start_token_id, config.bos_token_id = saved
