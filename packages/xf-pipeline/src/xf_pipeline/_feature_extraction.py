@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -36,7 +36,7 @@ class _EmbeddingPipeline(Pipeline):
     """Shared by the embedding tasks and :class:`xf_pipeline.SentenceTransformer`: tokenizing as the model's
     sentence-transformers files say (length limit, lower-casing, prompts), and pooling as they say."""
 
-    per_token_outputs = frozenset({"hidden"})
+    per_token_outputs: ClassVar[frozenset[str]] = frozenset({"hidden"})
 
     def __init__(
         self,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from xf_core.logging import get_logger
 from xf_pipeline._common import max_input_length, output_field, split_rows
@@ -22,7 +22,7 @@ class FillMaskPipeline(Pipeline):
     first token, with a warning)."""
 
     task = "fill-mask"
-    per_token_outputs = frozenset({"logits"})
+    per_token_outputs: ClassVar[frozenset[str]] = frozenset({"logits"})
 
     def _sanitize_parameters(
         self, top_k: int | None = None, targets: str | list[str] | None = None

@@ -6,7 +6,7 @@ proposes spans, the best across windows win. Answers are character spans of the 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -27,7 +27,7 @@ class QuestionAnsweringPipeline(Pipeline):
 
     task = "question-answering"
     chunked = True
-    per_token_outputs = frozenset({"start_logits", "end_logits"})
+    per_token_outputs: ClassVar[frozenset[str]] = frozenset({"start_logits", "end_logits"})
 
     def _sanitize_parameters(
         self,

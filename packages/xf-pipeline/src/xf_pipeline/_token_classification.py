@@ -6,7 +6,7 @@ several windows are merged, so nothing past the model's length limit is lost.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from xf_pipeline._common import check_choice, id2label, max_input_length, output_field, split_rows
 from xf_pipeline._math import AGGREGATION_STRATEGIES, aggregate, merge_overlapping_entities
@@ -25,7 +25,7 @@ class TokenClassificationPipeline(Pipeline):
 
     task = "token-classification"
     chunked = True
-    per_token_outputs = frozenset({"logits"})
+    per_token_outputs: ClassVar[frozenset[str]] = frozenset({"logits"})
 
     def _sanitize_parameters(
         self,
