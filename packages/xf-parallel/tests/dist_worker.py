@@ -247,7 +247,8 @@ def s_tp_from_pretrained(ctx):
         auto = AutoModel if name == "bert" else AutoModelForCausalLM
         get = (lambda o: o.last_hidden_state) if name == "bert" else (lambda o: o.logits)
         ref = auto.from_pretrained(path)
-        model = auto.from_pretrained(path, tp_plan="auto", device_mesh=mesh)
+        model, info = auto.from_pretrained(path, tp_plan="auto", device_mesh=mesh, output_loading_info=True)
+        out[f"{name}_bytes_read"] = info["bytes_read"]
         with torch.no_grad():
             logits = get(model(ids))
             out[f"{name}_diff"] = (logits - get(ref(ids))).abs().max().item()

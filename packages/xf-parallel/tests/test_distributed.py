@@ -203,6 +203,9 @@ def test_tp_from_pretrained_returns_full_logits_equal_to_one_process(two):
         assert r[f"{name}_diff"] < TOL, name
         assert r[f"{name}_is_plain_tensor"], name
         assert r[f"{name}_sharded"] > 0, name
+    model = w.llama()  # the loader itself read only this rank's half of every split projection
+    split = sum(p.numel() * 4 for n, p in model.named_parameters() if "proj" in n)
+    assert r["llama_bytes_read"] == sum(p.numel() * 4 for p in model.parameters()) - split // 2
 
 
 def test_tp_loading_reads_only_local_slices(two, workdir):
