@@ -11,10 +11,12 @@ _EXPORTS = {
     "AutoConfig": "xf_load.auto",
     "AutoModel": "xf_load.auto",
     "AutoModelForCausalLM": "xf_load.auto",
+    "AutoModelForImageClassification": "xf_load.auto",
     "AutoModelForMaskedLM": "xf_load.auto",
     "AutoModelForQuestionAnswering": "xf_load.auto",
     "AutoModelForSequenceClassification": "xf_load.auto",
     "AutoModelForTokenClassification": "xf_load.auto",
+    "AutoModelForZeroShotImageClassification": "xf_load.auto",
     "LoadOptions": "xf_load.options",
     "check_device": "xf_load.options",
     "HeadKind": "xf_load.heads",
@@ -33,6 +35,15 @@ _EXPORTS = {
     "Qwen2ForCausalLM": "xf_load.models.llama",
     "Qwen3Config": "xf_load.models.llama",
     "Qwen3ForCausalLM": "xf_load.models.llama",
+    "ViTConfig": "xf_load.models.vit",
+    "ViTForImageClassification": "xf_load.models.vit",
+    "ViTModel": "xf_load.models.vit",
+    "CLIPConfig": "xf_load.models.clip",
+    "CLIPModel": "xf_load.models.clip",
+    "CLIPTextConfig": "xf_load.models.clip",
+    "CLIPTextModel": "xf_load.models.clip",
+    "CLIPVisionConfig": "xf_load.models.clip",
+    "CLIPVisionModel": "xf_load.models.clip",
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

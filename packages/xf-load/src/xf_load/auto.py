@@ -20,10 +20,12 @@ __all__ = [
     "AutoConfig",
     "AutoModel",
     "AutoModelForCausalLM",
+    "AutoModelForImageClassification",
     "AutoModelForMaskedLM",
     "AutoModelForQuestionAnswering",
     "AutoModelForSequenceClassification",
     "AutoModelForTokenClassification",
+    "AutoModelForZeroShotImageClassification",
 ]
 
 
@@ -70,6 +72,19 @@ FAMILIES: dict[str, Family] = {
     ),
     "bert": _bert_like("Bert"),
     "roberta": _bert_like("Roberta"),
+    "vit": Family(
+        "xf_load.models.vit",
+        "ViTConfig",
+        {"base": "ViTModel", "image_classification": "ViTForImageClassification"},
+    ),
+    # CLIPModel first under its own kind, so that architecture_head_kind("CLIPModel") reads it.
+    "clip": Family(
+        "xf_load.models.clip",
+        "CLIPConfig",
+        {"zero_shot_image_classification": "CLIPModel", "base": "CLIPModel"},
+    ),
+    "clip_text_model": Family("xf_load.models.clip", "CLIPTextConfig", {"base": "CLIPTextModel"}),
+    "clip_vision_model": Family("xf_load.models.clip", "CLIPVisionConfig", {"base": "CLIPVisionModel"}),
 }
 
 
@@ -189,3 +204,11 @@ class AutoModelForTokenClassification(_AutoModel):
 
 class AutoModelForQuestionAnswering(_AutoModel):
     head = "question_answering"
+
+
+class AutoModelForImageClassification(_AutoModel):
+    head = "image_classification"
+
+
+class AutoModelForZeroShotImageClassification(_AutoModel):
+    head = "zero_shot_image_classification"

@@ -25,6 +25,8 @@ class HeadKind(StrEnum):
     SEQUENCE_CLASSIFICATION = "sequence_classification"  # one label (or regression value) per sequence
     TOKEN_CLASSIFICATION = "token_classification"  # one label per token
     QUESTION_ANSWERING = "question_answering"  # start and end logits per token
+    IMAGE_CLASSIFICATION = "image_classification"  # one label per image (pixel_values in)
+    ZERO_SHOT_IMAGE_CLASSIFICATION = "zero_shot_image_classification"  # image-text similarity logits
 
 
 def head_kind_of(model: object) -> HeadKind | None:
