@@ -13,8 +13,11 @@ __version__ = "0.2.0"
 
 __all__ = [
     "AddedToken",
+    "AutoImageProcessor",
+    "AutoProcessor",
     "AutoTokenizer",
     "BatchEncoding",
+    "CLIPProcessor",
     "CharSpan",
     "PreTrainedTokenizerFast",
     "TokenSpan",
@@ -27,6 +30,9 @@ __getattr__, __dir__ = lazy_exports(
     __name__,
     {
         "AddedToken": "tokenizers",
+        "AutoImageProcessor": ".image_processing",
+        "AutoProcessor": ".processing",
+        "CLIPProcessor": ".processing",
         "AutoTokenizer": "._auto",
         "BatchEncoding": "._batch",
         "CharSpan": "._batch",

@@ -36,6 +36,7 @@ __all__ = [
     "BaseImageProcessor",
     "CLIPImageProcessor",
     "ViTImageProcessor",
+    "image_processor_from_dict",
     "load_image",
 ]
 
@@ -400,12 +401,18 @@ class AutoImageProcessor:
     @staticmethod
     def from_pretrained(path: str | os.PathLike[str], **kwargs: Any) -> BaseImageProcessor:
         file, config = _read_preprocessor_config(path, HubOptions.pop_from(kwargs))
-        name = config.get("image_processor_type") or config.get("feature_extractor_type")
-        if name not in IMAGE_PROCESSORS:
-            raise XfConfigError(
-                f"{file} names image processor {name!r}, which xf does not have; known: "
-                f"{', '.join(sorted(IMAGE_PROCESSORS))}.",
-                key="image_processor_type",
-                file=str(file),
-            )
-        return IMAGE_PROCESSORS[name].from_dict({**config, **kwargs})
+        return image_processor_from_dict({**config, **kwargs}, file=file)
+
+
+def image_processor_from_dict(config: dict[str, Any], *, file: str | os.PathLike[str]) -> BaseImageProcessor:
+    """The processor named by ``image_processor_type`` (or ``feature_extractor_type``) in ``config``, read from
+    ``file`` (preprocessor_config.json, or the ``image_processor`` entry of processor_config.json)."""
+    name = config.get("image_processor_type") or config.get("feature_extractor_type")
+    if name not in IMAGE_PROCESSORS:
+        raise XfConfigError(
+            f"{file} names image processor {name!r}, which xf does not have; known: "
+            f"{', '.join(sorted(IMAGE_PROCESSORS))}.",
+            key="image_processor_type",
+            file=str(file),
+        )
+    return IMAGE_PROCESSORS[name].from_dict(config)
