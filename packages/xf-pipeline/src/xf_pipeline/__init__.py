@@ -22,6 +22,8 @@ __all__ = [
     "TASKS",
     "FeatureExtractionPipeline",
     "FillMaskPipeline",
+    "ImageClassificationPipeline",
+    "ImageFeatureExtractionPipeline",
     "NoDefaultModelError",
     "Pipeline",
     "PipelineInputError",
@@ -33,6 +35,7 @@ __all__ = [
     "TokenClassificationPipeline",
     "UnknownTaskError",
     "ZeroShotClassificationPipeline",
+    "ZeroShotImageClassificationPipeline",
     "__version__",
     "pipeline",
 ]
@@ -52,5 +55,8 @@ __getattr__, __dir__ = lazy_exports(
         "QuestionAnsweringPipeline": "xf_pipeline._question_answering",
         "ZeroShotClassificationPipeline": "xf_pipeline._zero_shot",
         "TextGenerationPipeline": "xf_pipeline._text_generation",
+        "ImageClassificationPipeline": "xf_pipeline._image_classification",
+        "ImageFeatureExtractionPipeline": "xf_pipeline._image_feature_extraction",
+        "ZeroShotImageClassificationPipeline": "xf_pipeline._zero_shot_image",
     },
 )

@@ -98,18 +98,10 @@ def pipeline(
                 "tokenizer=<a tokenizer or the directory holding its files>."
             )
         tokenizer = source
-    if isinstance(tokenizer, (str, os.PathLike)):
-        from xf_tokenize import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(
-            os.fspath(tokenizer),
-            revision=hub.revision,
-            subfolder=hub.subfolder,
-            cache_dir=hub.cache_dir,
-            local_files_only=hub.local_files_only,
-            token=hub.token,
-        )
-    return pipeline_class(task)(loaded, tokenizer, device=device, batch_size=batch_size, **task_defaults)
+    task_class = pipeline_class(task)
+    if isinstance(tokenizer, (str, os.PathLike)):  # the tokenizer, or an image task's processor
+        tokenizer = task_class.load_preprocessor(os.fspath(tokenizer), hub=hub)
+    return task_class(loaded, tokenizer, device=device, batch_size=batch_size, **task_defaults)
 
 
 def _hub_options(

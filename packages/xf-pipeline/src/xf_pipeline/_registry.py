@@ -66,6 +66,18 @@ TASKS: dict[str, TaskSpec] = {
         "._text_generation", "TextGenerationPipeline", "AutoModelForCausalLM",
         "a causal language model (e.g. openai-community/gpt2)",
     ),
+    "image-classification": TaskSpec(
+        "._image_classification", "ImageClassificationPipeline", "AutoModelForImageClassification",
+        "a model with an image-classification head (e.g. google/vit-base-patch16-224)",
+    ),
+    "image-feature-extraction": TaskSpec(
+        "._image_feature_extraction", "ImageFeatureExtractionPipeline", "AutoModel",
+        "a vision model (e.g. google/vit-base-patch16-224-in21k)",
+    ),
+    "zero-shot-image-classification": TaskSpec(
+        "._zero_shot_image", "ZeroShotImageClassificationPipeline", "AutoModelForZeroShotImageClassification",
+        "a CLIP model (e.g. openai/clip-vit-base-patch32)",
+    ),
 }  # fmt: skip
 
 ALIASES: dict[str, str] = {
@@ -85,6 +97,8 @@ HEAD_TASKS: dict[str, str] = {
     "sequence_classification": "text-classification",
     "token_classification": "token-classification",
     "question_answering": "question-answering",
+    "image_classification": "image-classification",
+    "zero_shot_image_classification": "zero-shot-image-classification",
 }
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "ViTImageProcessor",
     "image_processor_from_dict",
     "load_image",
+    "load_rgb_image",
 ]
 
 PREPROCESSOR_CONFIG = "preprocessor_config.json"
@@ -76,6 +77,23 @@ def load_image(source: Any) -> Any:
         del pil
         return image
     return source
+
+
+def load_rgb_image(source: Any, index: int = 0) -> Any:
+    """A path or PIL image as transformers' pipelines read it: EXIF orientation applied, then Pillow's own
+    ``convert("RGB")`` (transparency dropped, not composited). Arrays and tensors are returned as they are."""
+    image = load_image(source)
+    if not type(image).__module__.startswith("PIL."):
+        return image
+    from PIL import ImageOps
+
+    try:
+        return ImageOps.exif_transpose(image).convert("RGB")
+    except (ValueError, OSError) as e:
+        raise ImageProcessingError(
+            f"image {index} (mode {image.mode}) cannot be converted to RGB: {e}. Convert it to an 8-bit mode "
+            "(RGB, RGBA, L) first."
+        ) from e
 
 
 def _to_rgb(image: Any) -> np.ndarray:
