@@ -67,7 +67,7 @@ class ImagePipeline(Pipeline):
     def load_preprocessor(cls, path: str, *, hub: HubOptions) -> Any:
         """The processor in ``path``: ``processor_config.json``, or ``preprocessor_config.json`` (and the
         tokenizer files where the task needs text)."""
-        from xf_tokenize.processing import AutoProcessor
+        from xf_tokenize import AutoProcessor
 
         return AutoProcessor.from_pretrained(path, hub=hub)
 

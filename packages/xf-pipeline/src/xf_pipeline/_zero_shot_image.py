@@ -100,11 +100,13 @@ class ZeroShotImageClassificationPipeline(ImagePipeline):
         image = self.model.get_image_features(pixel_values=pixels).pooler_output
         image = image / image.norm(p=2, dim=-1, keepdim=True)
         scale = self.model.logit_scale.exp()
+        tokenizer = self.tokenizer
+        assert tokenizer is not None  # preprocess_batch refused to run without one
         text_of: dict[tuple[str, ...], torch.Tensor] = {}
         logits = []
         for row, (labels, texts) in enumerate(zip(batch["labels"], batch["texts"], strict=True)):
             if labels not in text_of:
-                encoded = self.tokenizer(texts, padding=True, return_tensors="pt")
+                encoded = tokenizer(texts, padding=True, return_tensors="pt")
                 inputs = {
                     k: encoded[k].to(self.device) for k in ("input_ids", "attention_mask") if k in encoded
                 }

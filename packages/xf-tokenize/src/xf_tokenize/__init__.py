@@ -31,12 +31,12 @@ __getattr__, __dir__ = lazy_exports(
     {
         "AddedToken": "tokenizers",
         "AutoImageProcessor": ".image_processing",
-        "AutoProcessor": ".processing",
-        "CLIPProcessor": ".processing",
+        "AutoProcessor": "._processing",
+        "CLIPProcessor": "._processing",
         "AutoTokenizer": "._auto",
         "BatchEncoding": "._batch",
         "CharSpan": "._batch",
-        "PreTrainedTokenizerFast": "._tokenizer",
         "TokenSpan": "._batch",
+        "PreTrainedTokenizerFast": "._tokenizer",
     },
 )

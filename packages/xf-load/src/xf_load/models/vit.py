@@ -62,7 +62,6 @@ class ViTConfig(PretrainedConfig):
     patch_size: int = 16
     num_channels: int = 3
     qkv_bias: bool = True
-    encoder_stride: int = 16
     pooler_output_size: int | None = None  # the hidden size when unset
     pooler_act: str = "tanh"
 
