@@ -39,6 +39,10 @@ TABLE = [(family.module, kind, name) for family in FAMILIES.values() for kind, n
 @pytest.mark.parametrize(("module", "kind", "name"), TABLE, ids=[name for _, _, name in TABLE])
 def test_every_class_in_the_auto_tables_declares_the_kind_it_is_listed_under(module, kind, name):
     model_class = getattr(importlib.import_module(module), name)
+    family = next(f for f in FAMILIES.values() if f.module == module and f.heads.get(kind) == name)
+    if kind == "base" and list(family.heads.values()).count(name) > 1:
+        # AutoModel may give a family's task model itself (CLIPModel): it declares that task, listed first
+        kind = next(k for k, n in family.heads.items() if n == name)
     assert model_class.head_kind == HeadKind(kind)
     assert head_kind_of(model_class) is HeadKind(kind)
     assert architecture_head_kind(name) is HeadKind(kind)

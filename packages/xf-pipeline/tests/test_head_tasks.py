@@ -9,7 +9,12 @@ from xf_load.errors import UnknownModelTypeError
 from xf_load.heads import HeadKind
 from xf_pipeline._registry import HEAD_TASKS, TASKS, task_from_architecture, task_from_model
 
-ARCHITECTURES = [(name, HeadKind(kind)) for f in FAMILIES.values() for kind, name in f.heads.items()]
+# A class listed under two kinds (CLIPModel: zero-shot, and what AutoModel gives) serves the first one listed.
+_FIRST_KIND: dict[str, HeadKind] = {}
+for _family in FAMILIES.values():
+    for _kind, _name in _family.heads.items():
+        _FIRST_KIND.setdefault(_name, HeadKind(_kind))
+ARCHITECTURES = list(_FIRST_KIND.items())
 
 
 def test_every_head_kind_serves_a_known_task():
@@ -28,6 +33,8 @@ def test_examples():
     assert task_from_architecture(["RobertaForMaskedLM"]) == "fill-mask"
     assert task_from_architecture(["Qwen3Model"]) == "feature-extraction"
     assert task_from_architecture([]) == "feature-extraction"
+    assert task_from_architecture(["ViTForImageClassification"]) == "image-classification"
+    assert task_from_architecture(["CLIPModel"]) == "zero-shot-image-classification"
     # the first architecture xf-load has decides
     assert task_from_architecture(["BertForPreTraining", "BertForMaskedLM"]) == "fill-mask"
 

@@ -15,11 +15,13 @@ _EXPORTS = {
     "AutoConfig": "xf_load.auto",
     "AutoModel": "xf_load.auto",
     "AutoModelForCausalLM": "xf_load.auto",
+    "AutoModelForImageClassification": "xf_load.auto",
     "AutoModelForMaskedLM": "xf_load.auto",
     "AutoModelForQuestionAnswering": "xf_load.auto",
     "AutoModelForSeq2SeqLM": "xf_load.auto",
     "AutoModelForSequenceClassification": "xf_load.auto",
     "AutoModelForTokenClassification": "xf_load.auto",
+    "AutoModelForZeroShotImageClassification": "xf_load.auto",
     "LoadOptions": "xf_load.options",
     "check_device": "xf_load.options",
     "HeadKind": "xf_load.heads",
@@ -45,6 +47,15 @@ _EXPORTS = {
     "BartConfig": "xf_load.models.bart",
     "BartForConditionalGeneration": "xf_load.models.bart",
     "BartModel": "xf_load.models.bart",
+    "ViTConfig": "xf_load.models.vit",
+    "ViTForImageClassification": "xf_load.models.vit",
+    "ViTModel": "xf_load.models.vit",
+    "CLIPConfig": "xf_load.models.clip",
+    "CLIPModel": "xf_load.models.clip",
+    "CLIPTextConfig": "xf_load.models.clip",
+    "CLIPTextModel": "xf_load.models.clip",
+    "CLIPVisionConfig": "xf_load.models.clip",
+    "CLIPVisionModel": "xf_load.models.clip",
 }
 
 if TYPE_CHECKING:  # the lazily exported names, as type checkers and IDEs should see them
@@ -53,16 +64,26 @@ if TYPE_CHECKING:  # the lazily exported names, as type checkers and IDEs should
         AutoConfig,
         AutoModel,
         AutoModelForCausalLM,
+        AutoModelForImageClassification,
         AutoModelForMaskedLM,
         AutoModelForQuestionAnswering,
         AutoModelForSeq2SeqLM,
         AutoModelForSequenceClassification,
         AutoModelForTokenClassification,
+        AutoModelForZeroShotImageClassification,
     )
     from xf_load.configuration_utils import PretrainedConfig
     from xf_load.heads import HeadKind, architecture_head_kind, head_kind_of
     from xf_load.modeling_utils import PreTrainedModel
     from xf_load.models.bart import BartConfig, BartForConditionalGeneration, BartModel
+    from xf_load.models.clip import (
+        CLIPConfig,
+        CLIPModel,
+        CLIPTextConfig,
+        CLIPTextModel,
+        CLIPVisionConfig,
+        CLIPVisionModel,
+    )
     from xf_load.models.llama import (
         LlamaConfig,
         LlamaForCausalLM,
@@ -76,6 +97,7 @@ if TYPE_CHECKING:  # the lazily exported names, as type checkers and IDEs should
         Qwen3ForCausalLM,
     )
     from xf_load.models.t5 import T5Config, T5EncoderModel, T5ForConditionalGeneration, T5Model
+    from xf_load.models.vit import ViTConfig, ViTForImageClassification, ViTModel
     from xf_load.options import LoadOptions, check_device
 
 __getattr__: Callable[[str], Any]
@@ -86,14 +108,22 @@ __all__ = [
     "AutoConfig",
     "AutoModel",
     "AutoModelForCausalLM",
+    "AutoModelForImageClassification",
     "AutoModelForMaskedLM",
     "AutoModelForQuestionAnswering",
     "AutoModelForSeq2SeqLM",
     "AutoModelForSequenceClassification",
     "AutoModelForTokenClassification",
+    "AutoModelForZeroShotImageClassification",
     "BartConfig",
     "BartForConditionalGeneration",
     "BartModel",
+    "CLIPConfig",
+    "CLIPModel",
+    "CLIPTextConfig",
+    "CLIPTextModel",
+    "CLIPVisionConfig",
+    "CLIPVisionModel",
     "HeadKind",
     "LlamaConfig",
     "LlamaForCausalLM",
@@ -112,6 +142,9 @@ __all__ = [
     "T5EncoderModel",
     "T5ForConditionalGeneration",
     "T5Model",
+    "ViTConfig",
+    "ViTForImageClassification",
+    "ViTModel",
     "__version__",
     "architecture_head_kind",
     "check_device",

@@ -20,11 +20,13 @@ __all__ = [
     "AutoConfig",
     "AutoModel",
     "AutoModelForCausalLM",
+    "AutoModelForImageClassification",
     "AutoModelForMaskedLM",
     "AutoModelForQuestionAnswering",
     "AutoModelForSeq2SeqLM",
     "AutoModelForSequenceClassification",
     "AutoModelForTokenClassification",
+    "AutoModelForZeroShotImageClassification",
 ]
 
 
@@ -79,6 +81,19 @@ FAMILIES: dict[str, Family] = {
         "BartConfig",
         {"base": "BartModel", "seq2seq_lm": "BartForConditionalGeneration"},
     ),
+    "vit": Family(
+        "xf_load.models.vit",
+        "ViTConfig",
+        {"base": "ViTModel", "image_classification": "ViTForImageClassification"},
+    ),
+    # CLIPModel first under its own kind, so that architecture_head_kind("CLIPModel") reads it.
+    "clip": Family(
+        "xf_load.models.clip",
+        "CLIPConfig",
+        {"zero_shot_image_classification": "CLIPModel", "base": "CLIPModel"},
+    ),
+    "clip_text_model": Family("xf_load.models.clip", "CLIPTextConfig", {"base": "CLIPTextModel"}),
+    "clip_vision_model": Family("xf_load.models.clip", "CLIPVisionConfig", {"base": "CLIPVisionModel"}),
 }
 
 
@@ -202,3 +217,11 @@ class AutoModelForQuestionAnswering(_AutoModel):
 
 class AutoModelForSeq2SeqLM(_AutoModel):
     head = "seq2seq_lm"
+
+
+class AutoModelForImageClassification(_AutoModel):
+    head = "image_classification"
+
+
+class AutoModelForZeroShotImageClassification(_AutoModel):
+    head = "zero_shot_image_classification"

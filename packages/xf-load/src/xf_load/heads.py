@@ -26,6 +26,8 @@ class HeadKind(StrEnum):
     TOKEN_CLASSIFICATION = "token_classification"  # one label per token
     QUESTION_ANSWERING = "question_answering"  # start and end logits per token
     SEQ2SEQ_LM = "seq2seq_lm"  # encoder-decoder: decoder logits per label position; labels are not shifted
+    IMAGE_CLASSIFICATION = "image_classification"  # one label per image (pixel_values in)
+    ZERO_SHOT_IMAGE_CLASSIFICATION = "zero_shot_image_classification"  # image-text similarity logits
 
 
 def head_kind_of(model: object) -> HeadKind | None:

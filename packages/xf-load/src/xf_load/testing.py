@@ -91,6 +91,26 @@ _GPT2 = MappingProxyType(
         "attn_pdrop": 0.0,
     }
 )
+_VIT = MappingProxyType(
+    {
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "intermediate_size": 37,
+        "image_size": 30,
+        "patch_size": 10,  # a 3x3 patch grid
+        "hidden_dropout_prob": 0.0,
+        "attention_probs_dropout_prob": 0.0,
+    }
+)
+_CLIP_TOWER = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 37}
+_CLIP_TEXT = MappingProxyType(
+    {**_CLIP_TOWER, "vocab_size": 99, "max_position_embeddings": 16, "bos_token_id": 97, "eos_token_id": 98}
+)
+_CLIP_VISION = MappingProxyType({**_CLIP_TOWER, "image_size": 30, "patch_size": 10})
+_CLIP = MappingProxyType(
+    {"text_config": dict(_CLIP_TEXT), "vision_config": dict(_CLIP_VISION), "projection_dim": 16}
+)
 
 
 class Family(NamedTuple):
@@ -108,6 +128,10 @@ FAMILIES: Mapping[str, Family] = MappingProxyType(
         "GPT2": Family("GPT2Config", "xf_load.models.gpt2", _GPT2),
         "Bert": Family("BertConfig", "xf_load.models.bert", _ENCODER),
         "Roberta": Family("RobertaConfig", "xf_load.models.bert", _ENCODER),
+        "ViT": Family("ViTConfig", "xf_load.models.vit", _VIT),
+        "CLIP": Family("CLIPConfig", "xf_load.models.clip", _CLIP),
+        "CLIPText": Family("CLIPTextConfig", "xf_load.models.clip", _CLIP_TEXT),
+        "CLIPVision": Family("CLIPVisionConfig", "xf_load.models.clip", _CLIP_VISION),
     }
 )
 """The tiny config table, by the family prefix of the class names (``Qwen2`` in ``Qwen2ForCausalLM``). Tiny:
@@ -122,6 +146,7 @@ _HEAD_LABELS = {
     "ForSequenceClassification": 3,  # more than two classes
     "ForTokenClassification": 3,
     "ForQuestionAnswering": 2,  # start and end logits
+    "ForImageClassification": 3,
 }
 
 
@@ -150,7 +175,8 @@ def tiny_config(arch: str, **overrides: Any) -> dict[str, Any]:
 
 
 def _is_norm(name: str) -> bool:
-    return "norm" in name.lower() or "ln_" in name  # Llama's *norm, BERT's LayerNorm, GPT-2's ln_1/ln_2/ln_f
+    # Llama's *norm, BERT's LayerNorm, GPT-2's ln_1/ln_2/ln_f, ViT's layernorm_*, CLIP's layer_norm*/pre_layrnorm
+    return "norm" in name.lower() or "ln_" in name
 
 
 def tiny_transformers_model(

@@ -24,6 +24,8 @@ __all__ = [
     "TASKS",
     "FeatureExtractionPipeline",
     "FillMaskPipeline",
+    "ImageClassificationPipeline",
+    "ImageFeatureExtractionPipeline",
     "NoDefaultModelError",
     "Pipeline",
     "PipelineInputError",
@@ -41,6 +43,7 @@ __all__ = [
     "UnknownTaskError",
     "UnsupportedSentenceModuleError",
     "ZeroShotClassificationPipeline",
+    "ZeroShotImageClassificationPipeline",
     "__version__",
     "pipeline",
     "read_sentence_config",
@@ -51,6 +54,8 @@ if TYPE_CHECKING:  # the lazily exported names, as type checkers and IDEs should
     from xf_pipeline._factory import pipeline
     from xf_pipeline._feature_extraction import FeatureExtractionPipeline, SentenceSimilarityPipeline
     from xf_pipeline._fill_mask import FillMaskPipeline
+    from xf_pipeline._image_classification import ImageClassificationPipeline
+    from xf_pipeline._image_feature_extraction import ImageFeatureExtractionPipeline
     from xf_pipeline._question_answering import QuestionAnsweringPipeline
     from xf_pipeline._sentence_config import SentenceConfig, read_sentence_config
     from xf_pipeline._sentence_transformer import SentenceTransformer, semantic_search
@@ -59,6 +64,7 @@ if TYPE_CHECKING:  # the lazily exported names, as type checkers and IDEs should
     from xf_pipeline._text_generation import TextGenerationPipeline
     from xf_pipeline._token_classification import TokenClassificationPipeline
     from xf_pipeline._zero_shot import ZeroShotClassificationPipeline
+    from xf_pipeline._zero_shot_image import ZeroShotImageClassificationPipeline
     from xf_pipeline.base import Pipeline
 
 __getattr__: Callable[[str], Any]
@@ -83,5 +89,8 @@ __getattr__, __dir__ = lazy_exports(
         "SummarizationPipeline": "xf_pipeline._text2text",
         "Text2TextGenerationPipeline": "xf_pipeline._text2text",
         "TranslationPipeline": "xf_pipeline._text2text",
+        "ImageClassificationPipeline": "xf_pipeline._image_classification",
+        "ImageFeatureExtractionPipeline": "xf_pipeline._image_feature_extraction",
+        "ZeroShotImageClassificationPipeline": "xf_pipeline._zero_shot_image",
     },
 )

@@ -107,23 +107,14 @@ def pipeline(
                 "tokenizer=<a tokenizer or the directory holding its files>."
             )
         tokenizer = source
-    if isinstance(tokenizer, (str, os.PathLike)):
-        from xf_tokenize import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(
-            os.fspath(tokenizer),
-            revision=hub.revision,
-            subfolder=hub.subfolder,
-            cache_dir=hub.cache_dir,
-            local_files_only=hub.local_files_only,
-            token=hub.token,
-        )
-    cls = pipeline_class(task)
+    task_class = pipeline_class(task)
+    if isinstance(tokenizer, (str, os.PathLike)):  # the tokenizer, or an image task's processor
+        tokenizer = task_class.load_preprocessor(os.fspath(tokenizer), hub=hub)
     if isinstance(model, (str, os.PathLike)) and task in ("feature-extraction", "sentence-similarity"):
         from xf_pipeline._sentence_config import read_sentence_config
 
         task_defaults["sentence_config"] = read_sentence_config(source, hub=hub)  # from the same revision
-    return cls(loaded, tokenizer, device=device, batch_size=batch_size, **task_defaults)
+    return task_class(loaded, tokenizer, device=device, batch_size=batch_size, **task_defaults)
 
 
 def _hub_options(

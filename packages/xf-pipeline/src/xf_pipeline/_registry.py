@@ -80,6 +80,18 @@ TASKS: dict[str, TaskSpec] = {
         "._text2text", "TranslationPipeline", "AutoModelForSeq2SeqLM",
         "a translation model (e.g. google-t5/t5-small)",
     ),
+    "image-classification": TaskSpec(
+        "._image_classification", "ImageClassificationPipeline", "AutoModelForImageClassification",
+        "a model with an image-classification head (e.g. google/vit-base-patch16-224)",
+    ),
+    "image-feature-extraction": TaskSpec(
+        "._image_feature_extraction", "ImageFeatureExtractionPipeline", "AutoModel",
+        "a vision model (e.g. google/vit-base-patch16-224-in21k)",
+    ),
+    "zero-shot-image-classification": TaskSpec(
+        "._zero_shot_image", "ZeroShotImageClassificationPipeline", "AutoModelForZeroShotImageClassification",
+        "a CLIP model (e.g. openai/clip-vit-base-patch32)",
+    ),
 }  # fmt: skip
 
 ALIASES: dict[str, str] = {
@@ -100,6 +112,8 @@ HEAD_TASKS: dict[str, str] = {
     "token_classification": "token-classification",
     "question_answering": "question-answering",
     "seq2seq_lm": "text2text-generation",
+    "image_classification": "image-classification",
+    "zero_shot_image_classification": "zero-shot-image-classification",
 }
 
 

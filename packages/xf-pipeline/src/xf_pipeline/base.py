@@ -33,6 +33,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from xf_core import HubOptions
 from xf_pipeline.errors import PipelineParameterError
 
 __all__ = ["Pipeline", "collate", "resolve_device", "unbatch"]
@@ -156,6 +157,21 @@ class Pipeline:
         self._defaults = self._checked_sanitize(kwargs)
 
     # -- to override -------------------------------------------------------------------------------
+    @classmethod
+    def load_preprocessor(cls, path: str, *, hub: HubOptions) -> Any:
+        """What ``pipeline()`` loads from ``path`` to turn inputs into model inputs: the tokenizer (image
+        tasks load their image processor or processor)."""
+        from xf_tokenize import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(
+            path,
+            revision=hub.revision,
+            subfolder=hub.subfolder,
+            cache_dir=hub.cache_dir,
+            local_files_only=hub.local_files_only,
+            token=hub.token,
+        )
+
     def _sanitize_parameters(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
         raise NotImplementedError
 

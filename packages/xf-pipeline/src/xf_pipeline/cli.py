@@ -1,5 +1,5 @@
-"""``xf pipeline TASK [INPUT ...]``: run a task on texts from the arguments or stdin, one JSON line out per
-input. Cheap to import: torch and the models load only when the command runs.
+"""``xf pipeline TASK [INPUT ...]``: run a task on texts (image tasks: image file paths; URLs are refused
+while offline) from the arguments or stdin, one JSON line out per input. Cheap to import: torch and the models load only when the command runs.
 
 Stdin streams: a reader thread feeds a queue, a batch is cut when it is full or when no new line arrived for
 ``--max-wait`` seconds, and each result is written (and flushed) as soon as its batch is done, so a person
@@ -149,7 +149,8 @@ def setup(parser: argparse.ArgumentParser) -> Any:
         "inputs",
         nargs="*",
         metavar="INPUT",
-        help='texts (or JSON objects, e.g. \'{"question": ..., "context": ...}\'); none: one per line of stdin',
+        help='texts (or JSON objects, e.g. \'{"question": ..., "context": ...}\'; image tasks: image file '
+        "paths); none: one per line of stdin",
     )
     parser.add_argument(
         "--model", "-m", help="local directory or Hub repo id (default: the task's default model)"

@@ -14,8 +14,11 @@ __version__ = _metadata.version("xf-tokenize")
 
 __all__ = [
     "AddedToken",
+    "AutoImageProcessor",
+    "AutoProcessor",
     "AutoTokenizer",
     "BatchEncoding",
+    "CLIPProcessor",
     "CharSpan",
     "PreTrainedTokenizerFast",
     "TokenSpan",
@@ -27,7 +30,9 @@ if TYPE_CHECKING:  # the lazily exported names, as type checkers and IDEs should
 
     from ._auto import AutoTokenizer
     from ._batch import BatchEncoding, CharSpan, TokenSpan
+    from ._processing import AutoProcessor, CLIPProcessor
     from ._tokenizer import PreTrainedTokenizerFast
+    from .image_processing import AutoImageProcessor
 
 __getattr__: Callable[[str], Any]
 __dir__: Callable[[], list[str]]
@@ -35,10 +40,13 @@ __getattr__, __dir__ = lazy_exports(
     __name__,
     {
         "AddedToken": "tokenizers",
+        "AutoImageProcessor": ".image_processing",
+        "AutoProcessor": "._processing",
+        "CLIPProcessor": "._processing",
         "AutoTokenizer": "._auto",
         "BatchEncoding": "._batch",
         "CharSpan": "._batch",
-        "PreTrainedTokenizerFast": "._tokenizer",
         "TokenSpan": "._batch",
+        "PreTrainedTokenizerFast": "._tokenizer",
     },
 )

@@ -36,7 +36,9 @@ __all__ = [
     "BaseImageProcessor",
     "CLIPImageProcessor",
     "ViTImageProcessor",
+    "image_processor_from_dict",
     "load_image",
+    "load_rgb_image",
 ]
 
 PREPROCESSOR_CONFIG = "preprocessor_config.json"
@@ -75,6 +77,23 @@ def load_image(source: Any) -> Any:
         del pil
         return image
     return source
+
+
+def load_rgb_image(source: Any, index: int = 0) -> Any:
+    """A path or PIL image as transformers' pipelines read it: EXIF orientation applied, then Pillow's own
+    ``convert("RGB")`` (transparency dropped, not composited). Arrays and tensors are returned as they are."""
+    image = load_image(source)
+    if not type(image).__module__.startswith("PIL."):
+        return image
+    from PIL import ImageOps
+
+    try:
+        return ImageOps.exif_transpose(image).convert("RGB")
+    except (ValueError, OSError) as e:
+        raise ImageProcessingError(
+            f"image {index} (mode {image.mode}) cannot be converted to RGB: {e}. Convert it to an 8-bit mode "
+            "(RGB, RGBA, L) first."
+        ) from e
 
 
 def _to_rgb(image: Any) -> np.ndarray:
@@ -400,12 +419,18 @@ class AutoImageProcessor:
     @staticmethod
     def from_pretrained(path: str | os.PathLike[str], **kwargs: Any) -> BaseImageProcessor:
         file, config = _read_preprocessor_config(path, HubOptions.pop_from(kwargs))
-        name = config.get("image_processor_type") or config.get("feature_extractor_type")
-        if name not in IMAGE_PROCESSORS:
-            raise XfConfigError(
-                f"{file} names image processor {name!r}, which xf does not have; known: "
-                f"{', '.join(sorted(IMAGE_PROCESSORS))}.",
-                key="image_processor_type",
-                file=str(file),
-            )
-        return IMAGE_PROCESSORS[name].from_dict({**config, **kwargs})
+        return image_processor_from_dict({**config, **kwargs}, file=file)
+
+
+def image_processor_from_dict(config: dict[str, Any], *, file: str | os.PathLike[str]) -> BaseImageProcessor:
+    """The processor named by ``image_processor_type`` (or ``feature_extractor_type``) in ``config``, read from
+    ``file`` (preprocessor_config.json, or the ``image_processor`` entry of processor_config.json)."""
+    name = config.get("image_processor_type") or config.get("feature_extractor_type")
+    if name not in IMAGE_PROCESSORS:
+        raise XfConfigError(
+            f"{file} names image processor {name!r}, which xf does not have; known: "
+            f"{', '.join(sorted(IMAGE_PROCESSORS))}.",
+            key="image_processor_type",
+            file=str(file),
+        )
+    return IMAGE_PROCESSORS[name].from_dict(config)
