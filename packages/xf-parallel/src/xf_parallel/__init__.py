@@ -4,6 +4,8 @@ Built on PyTorch's own engine (torchrun, DeviceMesh, DTensor, FSDP2 ``fully_shar
 ``torch.distributed.tensor.parallel``, ``torch.distributed.checkpoint``); composed in torchtitan's order.
 """
 
+from importlib import metadata as _metadata
+
 from xf_parallel._dist import ParallelDims, init_distributed
 from xf_parallel.checkpoint import export_pretrained, load_checkpoint, save_checkpoint, verify_checkpoint
 from xf_parallel.context_parallel import context_parallel
@@ -30,8 +32,6 @@ from xf_parallel.parallelize import (
     parallelize,
 )
 from xf_parallel.tensor_parallel import TensorParallelLoader, apply_tp
-
-from importlib import metadata as _metadata
 
 __version__ = _metadata.version("xf-parallel")
 
