@@ -43,7 +43,7 @@ def test_defaults_equal_transformers_for_every_shared_field():
         ({"warmup_steps": 2, "warmup_ratio": 0.1}, "warmup_ratio"),
         ({"logging_steps": 2.5}, "logging_steps"),
         ({"save_total_limit": 0}, "save_total_limit"),
-        ({"fp16": True}, "fp16"),
+        ({"fp16": True, "bf16": True}, "fp16"),
         ({"report_to": "wandb"}, "report_to"),
     ],
 )

@@ -20,8 +20,16 @@ _EXPORTS = {
     "get_scheduler": "xf_train._optim",
     "DebugUnderflowOverflow": "xf_train._debug",
     "EvalPrediction": "xf_train._trainer",
+    "PredictionOutput": "xf_train._trainer",
     "Trainer": "xf_train._trainer",
-    "TrainerState": "xf_train._trainer",
+    "TrainerState": "xf_train._callbacks",
+    "TrainerCallback": "xf_train._callbacks",
+    "TrainerControl": "xf_train._callbacks",
+    "EarlyStoppingCallback": "xf_train._callbacks",
+    "PrinterCallback": "xf_train._callbacks",
+    "ProgressCallback": "xf_train._callbacks",
+    "DefaultFlowCallback": "xf_train._callbacks",
+    "TensorBoardCallback": "xf_train._loggers",
 }
 
 __getattr__: Callable[[str], Any]
