@@ -32,7 +32,7 @@ class JsonlLoggerCallback(TrainerCallback):
         if not state.is_world_process_zero:
             return
         path = Path(args.output_dir) / LOGS_NAME
-        entry = {**kwargs["logs"], "step": state.global_step, "epoch": state.epoch}
+        entry = {**kwargs["logs"], "step": state.global_step}  # as the entry of state.log_history
         line = json.dumps({k: _plain(v) for k, v in entry.items()}, allow_nan=True)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

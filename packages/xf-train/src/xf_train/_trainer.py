@@ -676,8 +676,7 @@ class Trainer:
                 key="metric_for_best_model",
             )
         value, best = metrics[key], self.state.best_metric
-        better = value > best if self.args.greater_is_better else value < best  # type: ignore[operator]
-        if best is None or better:
+        if best is None or (value > best if self.args.greater_is_better else value < best):
             self.state.best_metric, self.state.best_global_step = value, self.state.global_step
             return True
         return False
@@ -717,12 +716,12 @@ class Trainer:
     def log(self, logs: dict[str, float]) -> None:
         """Append ``logs`` (with epoch and step) to ``state.log_history`` and tell the callbacks (the JSONL
         and report_to loggers, the progress bar)."""
-        entry = {**logs, "epoch": self.state.epoch, "step": self.state.global_step}
+        logs = {**logs, "epoch": self.state.epoch}
         if self.args.include_num_input_tokens_seen != "no":
-            entry["num_input_tokens_seen"] = self.state.num_input_tokens_seen
-        self.state.log_history.append(entry)
+            logs["num_input_tokens_seen"] = self.state.num_input_tokens_seen
+        self.state.log_history.append({**logs, "step": self.state.global_step})
         logger.info("step %d: %s", self.state.global_step, logs)
-        self._call("on_log", logs=dict(logs))
+        self._call("on_log", logs=logs)
         self.control.should_log = False
 
     # ---- evaluation -----------------------------------------------------------------------------------------
