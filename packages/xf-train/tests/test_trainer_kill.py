@@ -16,14 +16,29 @@ from safetensors.torch import load_file
 
 from xf_load import testing
 
-STEPS = 12  # 11 rows, batch 4: 3 steps an epoch, so the resumed runs cross 4 epoch boundaries
+STEPS = 20  # 11 rows, batch 4: 3 steps an epoch, so the resumed runs cross epoch boundaries
 
 
-def _train(checkpoint: str, out: str, conn: Connection) -> None:
+def _train(checkpoint: str, out: str, conn: Connection, pause_in_save: bool = False) -> None:
     """Train to STEPS, saving every step, resuming from the newest checkpoint in ``out`` if there is one;
-    report every step end (a checkpoint is written right after it) and the end of the run."""
+    report every step end (a checkpoint is written right after it) and the end of the run. With
+    ``pause_in_save``, a save reports "saving" and waits half a second after the weights are staged and before
+    the optimizer state is written, so that a kill lands in the middle of writing a checkpoint."""
+    import time
+
+    import xf_train._trainer
     from xf_load import AutoModelForCausalLM
     from xf_train import Trainer, TrainingArguments
+
+    if pause_in_save:
+        write = xf_train._trainer.save_training_state
+
+        def slow_write(*args):
+            conn.send(("saving", 0))
+            time.sleep(0.5)
+            write(*args)
+
+        xf_train._trainer.save_training_state = slow_write
 
     args = TrainingArguments(
         output_dir=out,
@@ -50,9 +65,11 @@ def _train(checkpoint: str, out: str, conn: Connection) -> None:
     conn.send(("done", trainer.state.global_step))
 
 
-def _run(context, checkpoint: Path, out: Path) -> tuple[multiprocessing.Process, Connection]:
+def _run(
+    context, checkpoint: Path, out: Path, pause_in_save: bool = False
+) -> tuple[multiprocessing.Process, Connection]:
     receive, send = context.Pipe(duplex=False)
-    proc = context.Process(target=_train, args=(str(checkpoint), str(out), send))
+    proc = context.Process(target=_train, args=(str(checkpoint), str(out), send, pause_in_save))
     proc.start()
     send.close()
     return proc, receive
@@ -75,17 +92,21 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path):
 
     rng = random.Random(0)
     out, kills, finished = tmp_path / "killed", 0, False
-    for _attempt in range(30):
-        proc, conn = _run(context, checkpoint, out)
-        # wait for a step end (the checkpoint of that step is written right after), then kill a little later:
-        # mostly in the middle of writing that checkpoint, sometimes in the next step
+    for attempt in range(30):
+        # every other run is killed while it writes a checkpoint (its weights staged, its optimizer state not
+        # yet), the others at a random moment shortly after a step ends, which is often in a save too
+        in_save = attempt % 2 == 0
+        proc, conn = _run(context, checkpoint, out, pause_in_save=in_save)
         assert conn.poll(120), "the training process reported nothing within 120 s"
         kind, _ = conn.recv()
+        while in_save and kind == "step":
+            assert conn.poll(120), "the training process reported nothing within 120 s"
+            kind, _ = conn.recv()
         if kind == "done":
             finished = True
             proc.join(60)
             break
-        if conn.poll(rng.uniform(0.0, 0.06)) and conn.recv()[0] == "done":
+        if not in_save and conn.poll(rng.uniform(0.0, 0.06)) and conn.recv()[0] == "done":
             finished = True
             proc.join(60)
             break
@@ -99,6 +120,7 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path):
         proc.join(300)
         assert proc.exitcode == 0, "the final resumed run failed"
     assert kills >= 10
+    assert any(out.glob(".checkpoint-*"))  # the stages of the checkpoints killed mid-save were left aside
 
     straight, resumed = _weights(tmp_path / "straight" / "final"), _weights(out / "final")
     assert straight.keys() == resumed.keys()
