@@ -431,3 +431,29 @@ def test_optim_names_build_their_optimizer(llama, rows, tmp_path, optim):
         "adamw_torch_fused": torch.optim.AdamW,
     }
     assert type(trainer.optimizer) is expected[optim]
+
+
+def test_trainer_level_errors_name_the_field(llama, rows, tmp_path):
+    def fails(key: str, match: str, *, model=None, train=rows, eval_dataset=None, **kwargs):
+        args = TrainingArguments(output_dir=str(tmp_path), max_steps=1, **QUIET, **kwargs)
+        trainer = Trainer(model or _model(llama), args, train_dataset=train, eval_dataset=eval_dataset)
+        with pytest.raises(TrainingArgumentsError, match=match) as info:
+            trainer.train()
+        assert info.value.key == key
+
+    fails("fsdp", "xf-parallel", fsdp="full_shard")
+    fails(
+        "gradient_checkpointing",
+        "gradient_checkpointing_enable",
+        model=torch.nn.Linear(2, 2),
+        gradient_checkpointing=True,
+    )
+    fails(
+        "metric_for_best_model",
+        "gave no 'eval_bleu'",
+        eval_dataset=rows[:2],
+        eval_strategy="steps",
+        eval_steps=1,
+        metric_for_best_model="bleu",
+    )
+    fails("train_dataset", "needs a train_dataset", train=None)

@@ -28,6 +28,9 @@ OptimName = Literal["adamw_torch", "adamw_torch_fused", "sgd", "adafactor", "ada
 # report_to names xf can serve; "all" means every one of them that is installed.
 REPORTERS = {"tensorboard": "tensorboard"}  # name -> the module it needs
 
+_NO_HUB = (
+    "push_to_hub is not implemented: save_model() then upload the folder with huggingface_hub's upload_folder"
+)
 # transformers' fields xf-train does not implement, and what to do instead.
 UNSUPPORTED: dict[str, str] = {
     "deepspeed": "use xf-parallel (FSDP) for sharded training",
@@ -36,9 +39,9 @@ UNSUPPORTED: dict[str, str] = {
     "group_by_length": "sort or bucket the dataset yourself before passing it",
     "neftune_noise_alpha": "add the embedding noise in the model's forward",
     "tpu_num_cores": "xf-train runs on CPU and CUDA only",
-    "hub_model_id": "push_to_hub is not implemented: save_model() then upload the folder with huggingface_hub",
-    "hub_token": "push_to_hub is not implemented: save_model() then upload the folder with huggingface_hub",
-    "hub_strategy": "push_to_hub is not implemented: save_model() then upload the folder with huggingface_hub",
+    "hub_model_id": _NO_HUB,
+    "hub_token": _NO_HUB,
+    "hub_strategy": _NO_HUB,
     "logging_dir": "logs go to output_dir (logs.jsonl; TensorBoard events in output_dir/runs)",
     "torch_compile_backend": "torch_compile=True uses the default inductor backend",
     "fp16_full_eval": "evaluation runs under the same autocast as training (fp16/bf16)",
