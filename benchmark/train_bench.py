@@ -103,7 +103,7 @@ def train_once(who: str, path: str, steps: int, vocab: int) -> dict[str, float]:
             # Optimizer() imports torch._dynamo on first use (seconds without bytecode caches), and the
             # end-of-training plot imports matplotlib.
             import matplotlib.figure  # noqa: F401
-            import torch._dynamo  # noqa: F401
+            import torch._dynamo
 
             from xf_load import AutoModelForCausalLM
             from xf_train import Trainer, TrainingArguments
