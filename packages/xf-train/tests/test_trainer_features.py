@@ -457,3 +457,24 @@ def test_trainer_level_errors_name_the_field(llama, rows, tmp_path):
         metric_for_best_model="bleu",
     )
     fails("train_dataset", "needs a train_dataset", train=None)
+
+
+def test_report_to_tensorboard_writes_event_files(llama, rows, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    args = TrainingArguments(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=4,
+        max_steps=2,
+        logging_steps=1,
+        save_strategy="no",
+        **{**QUIET, "report_to": "tensorboard"},
+    )
+    Trainer(_model(llama), args, train_dataset=rows).train()
+    events = EventAccumulator(str(tmp_path / "runs"))
+    events.Reload()
+    assert [s.step for s in events.Scalars("train/loss")] == [1, 2]
+    assert {"train/grad_norm", "train/learning_rate", "train/tokens_per_second"} <= set(
+        events.Tags()["scalars"]
+    )

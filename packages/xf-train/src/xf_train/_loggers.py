@@ -50,6 +50,7 @@ class TensorBoardCallback(TrainerCallback):
 
     def _open(self, args: Any) -> None:
         if self.writer is None:
+            import tensorboard  # noqa: F401  # what torch's SummaryWriter needs (the xf-train[tensorboard] extra)
             from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(log_dir=str(Path(args.output_dir) / "runs"))

@@ -72,14 +72,14 @@ def create_optimizer(
         return torch.optim.Adafactor(groups, lr=lr)
     if optim in ("adamw_bnb_8bit", "adamw_8bit"):
         try:
-            import bitsandbytes
+            from bitsandbytes.optim.adamw import AdamW8bit
         except ImportError as e:
             raise TrainingArgumentsError(
                 f"optim={optim!r} needs bitsandbytes, which is not installed; pip install bitsandbytes or use "
                 "adamw_torch.",
                 key="optim",
             ) from e
-        return bitsandbytes.optim.AdamW8bit(groups, lr=lr, betas=betas, eps=eps)
+        return AdamW8bit(groups, lr=lr, betas=betas, eps=eps)
     raise TrainingArgumentsError(
         f"optim={optim!r} is not one of adamw_torch, adamw_torch_fused, sgd, adafactor, adamw_bnb_8bit.",
         key="optim",

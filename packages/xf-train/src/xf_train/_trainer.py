@@ -141,7 +141,7 @@ class Trainer:
         self.preprocess_logits_for_metrics = preprocess_logits_for_metrics
         self.optimizer, self.lr_scheduler = optimizers
         self.scaler: torch.amp.GradScaler | None = None
-        self._compiled: nn.Module | None = None
+        self._compiled: Callable[..., Any] | None = None
         self._tokens: int | torch.Tensor = 0
         signature = inspect.signature(model.forward).parameters
         self._forward_args = set(signature)
@@ -508,7 +508,7 @@ class Trainer:
                 torch.distributed.init_process_group(
                     backend, timeout=__import__("datetime").timedelta(seconds=a.ddp_timeout)
                 )
-            kwargs = {
+            kwargs: dict[str, Any] = {
                 k: v
                 for k, v in (
                     ("find_unused_parameters", a.ddp_find_unused_parameters),
@@ -556,7 +556,7 @@ class Trainer:
 
             DebugUnderflowOverflow(self.model)  # hooks stay for the life of the model, as in transformers
         self._start, start_step = time.perf_counter(), self.state.global_step
-        self._tokens: int | torch.Tensor = 0
+        self._tokens = 0
         self._tr_loss = torch.zeros((), device=self._device())
         self._total_loss, self._last_logged = 0.0, self.state.global_step
         self._last_log_time, self._last_log_tokens = self._start, 0
@@ -643,7 +643,7 @@ class Trainer:
             if grad_norm is not None:
                 logs["grad_norm"] = grad_norm.item()
             logs["learning_rate"] = (
-                learning_rate if learning_rate is not None else self.lr_scheduler.get_last_lr()[0]  # type: ignore[union-attr]
+                learning_rate if learning_rate is not None else float(self.lr_scheduler.get_last_lr()[0])  # type: ignore[union-attr]
             )
             logs["tokens_per_second"] = round(
                 (tokens - self._last_log_tokens) / max(now - self._last_log_time, 1e-9), 2
@@ -772,8 +772,9 @@ class Trainer:
             if keep_outputs:
                 label = batch.get("labels")
                 out = _field(outputs, "logits").detach()
-                if self.preprocess_logits_for_metrics is not None:
-                    out = self.preprocess_logits_for_metrics(out, label)
+                preprocess = self.preprocess_logits_for_metrics
+                if preprocess is not None:
+                    out = preprocess(out, label)
                 logits.append(out.float() if out.is_floating_point() else out)
                 if label is not None:
                     labels.append(label)
@@ -869,7 +870,9 @@ class Trainer:
         if not self.args.should_save:
             return final
         self.state.stateful_callbacks = {
-            type(c).__name__: c.state() for c in self.callback_handler.callbacks if hasattr(c, "state")
+            type(c).__name__: c.state()  # pyright: ignore[reportAttributeAccessIssue]  # ExportableState
+            for c in self.callback_handler.callbacks
+            if callable(getattr(c, "state", None))
         }
         # a checkpoint is replaced whole: nothing of an older folder of the same step is carried over
         with atomic_directory(final, keep=lambda name: False, action="saving the checkpoint") as stage:
@@ -1034,14 +1037,14 @@ def _remove(folder: Path) -> None:
         raise os_error(e, folder, "removing the old checkpoint (save_total_limit)") from e
 
 
-def _grad_norm(params: list[torch.Tensor], max_norm: float) -> torch.Tensor:
+def _grad_norm(params: list[nn.Parameter], max_norm: float) -> torch.Tensor:
     """The total gradient norm, clipped to ``max_norm`` when it is > 0."""
     if max_norm > 0:
         return torch.nn.utils.clip_grad_norm_(params, max_norm)
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         return torch.zeros(())
-    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
 
 
 def _smoothed_loss(
