@@ -96,7 +96,11 @@ def test_resume_gives_same_weights_as_uninterrupted_run(tiny_checkpoint, token_d
     args = TrainingArguments(output_dir=str(tmp_path / "b"), **common)
     with pytest.raises(Crash):
         Trainer(first, args, train_dataset=token_dataset, callbacks=[crash_after_step_4]).train()
-    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["checkpoint-2", "checkpoint-4"]
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == [
+        "checkpoint-2",
+        "checkpoint-4",
+        "logs.jsonl",
+    ]
     resumed = AutoModelForCausalLM.from_pretrained(path)
     state = Trainer(resumed, args, train_dataset=token_dataset).train(resume_from_checkpoint=True)
 
@@ -171,7 +175,9 @@ def test_checkpoints_are_complete_rotated_and_loadable(tiny_checkpoint, token_da
     assert sorted(p.name for p in run.iterdir()) == [
         "checkpoint-5",
         "checkpoint-6",
-    ]  # rotated, no temp folders
+        "logs.jsonl",
+        "training_curves.png",
+    ]  # rotated, no temp folders; the log and the plot
     ckpt = run / "checkpoint-6"
     assert {
         "config.json",

@@ -23,11 +23,28 @@ _EXPORTS = {
     "get_scheduler": "xf_train._optim",
     "DebugUnderflowOverflow": "xf_train._debug",
     "EvalPrediction": "xf_train._trainer",
+    "PredictionOutput": "xf_train._trainer",
     "Trainer": "xf_train._trainer",
-    "TrainerState": "xf_train._trainer",
+    "DefaultFlowCallback": "xf_train._callbacks",
+    "EarlyStoppingCallback": "xf_train._callbacks",
+    "PrinterCallback": "xf_train._callbacks",
+    "ProgressCallback": "xf_train._callbacks",
+    "TrainerCallback": "xf_train._callbacks",
+    "TrainerControl": "xf_train._callbacks",
+    "TrainerState": "xf_train._callbacks",
+    "TensorBoardCallback": "xf_train._loggers",
 }
 
 if TYPE_CHECKING:  # the lazily exported names, as type checkers and IDEs should see them
+    from xf_train._callbacks import (
+        DefaultFlowCallback,
+        EarlyStoppingCallback,
+        PrinterCallback,
+        ProgressCallback,
+        TrainerCallback,
+        TrainerControl,
+        TrainerState,
+    )
     from xf_train._collators import (
         DataCollatorForLanguageModeling,
         DataCollatorForSeq2Seq,
@@ -36,8 +53,9 @@ if TYPE_CHECKING:  # the lazily exported names, as type checkers and IDEs should
         default_data_collator,
     )
     from xf_train._debug import DebugUnderflowOverflow
+    from xf_train._loggers import TensorBoardCallback
     from xf_train._optim import create_optimizer, get_decay_parameter_names, get_scheduler
-    from xf_train._trainer import EvalPrediction, Trainer, TrainerState
+    from xf_train._trainer import EvalPrediction, PredictionOutput, Trainer
     from xf_train._training_args import TrainingArguments
 
 __getattr__: Callable[[str], Any]
@@ -50,8 +68,16 @@ __all__ = [
     "DataCollatorForTokenClassification",
     "DataCollatorWithPadding",
     "DebugUnderflowOverflow",
+    "DefaultFlowCallback",
+    "EarlyStoppingCallback",
     "EvalPrediction",
+    "PredictionOutput",
+    "PrinterCallback",
+    "ProgressCallback",
+    "TensorBoardCallback",
     "Trainer",
+    "TrainerCallback",
+    "TrainerControl",
     "TrainerState",
     "TrainingArguments",
     "__version__",

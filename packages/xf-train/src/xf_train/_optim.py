@@ -47,15 +47,43 @@ def create_optimizer(
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float = 1e-8,
     fused: bool = False,
-) -> torch.optim.AdamW:
-    """``torch.optim.AdamW`` over two groups: decayed weights, then everything else with no decay."""
+    optim: str = "adamw_torch",
+) -> torch.optim.Optimizer:
+    """The optimizer ``optim`` (transformers' ``TrainingArguments.optim`` names) over two groups: decayed
+    weights, then everything else with no decay.
+
+    ``adamw_torch``/``adamw_torch_fused``: ``torch.optim.AdamW``; ``sgd``: ``torch.optim.SGD``;
+    ``adafactor``: ``torch.optim.Adafactor`` with the given learning rate (torch's Adafactor, not
+    transformers' relative-step variant); ``adamw_bnb_8bit`` (alias ``adamw_8bit``): bitsandbytes'
+    ``AdamW8bit``."""
     decay = set(get_decay_parameter_names(model))
     params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     groups = [
         {"params": [p for n, p in params if n in decay], "weight_decay": weight_decay},
         {"params": [p for n, p in params if n not in decay], "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, fused=fused or None)
+    if optim in ("adamw_torch", "adamw_torch_fused"):
+        return torch.optim.AdamW(
+            groups, lr=lr, betas=betas, eps=eps, fused=fused or optim == "adamw_torch_fused" or None
+        )
+    if optim == "sgd":
+        return torch.optim.SGD(groups, lr=lr)
+    if optim == "adafactor":
+        return torch.optim.Adafactor(groups, lr=lr)
+    if optim in ("adamw_bnb_8bit", "adamw_8bit"):
+        try:
+            from bitsandbytes.optim.adamw import AdamW8bit
+        except ImportError as e:
+            raise TrainingArgumentsError(
+                f"optim={optim!r} needs bitsandbytes, which is not installed; pip install bitsandbytes or use "
+                "adamw_torch.",
+                key="optim",
+            ) from e
+        return AdamW8bit(groups, lr=lr, betas=betas, eps=eps)
+    raise TrainingArgumentsError(
+        f"optim={optim!r} is not one of adamw_torch, adamw_torch_fused, sgd, adafactor, adamw_bnb_8bit.",
+        key="optim",
+    )
 
 
 def _warmup(step: int, warmup: int) -> float:

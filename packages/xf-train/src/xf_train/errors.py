@@ -7,15 +7,33 @@ from xf_core.errors import XfConfigError, XfFileNotFoundError, XfOSError, XfValu
 
 __all__ = [
     "CheckpointNotFoundError",
+    "NonFiniteError",
     "OutputDirError",
     "OverflowDetectedError",
     "TrainingArgumentsError",
     "UnsafeCheckpointError",
+    "UnsupportedArgumentError",
 ]
 
 
 class TrainingArgumentsError(XfConfigError):
     """A TrainingArguments field (``key``) has a value xf-train cannot use."""
+
+
+class UnsupportedArgumentError(TrainingArgumentsError, TypeError):
+    """A keyword TrainingArguments does not have (``key``): a transformers field xf-train does not implement,
+    or a typo. A ``TypeError`` too, as the dataclass's own unknown-keyword error is."""
+
+
+class NonFiniteError(XfValueError):
+    """Training produced a NaN/inf loss or gradient at optimizer step ``step``; ``name`` is the first
+    non-finite parameter or gradient (or ``"loss"``). Raised before the optimizer step, so the weights and the
+    last checkpoint are those of the previous step."""
+
+    def __init__(self, message: str, *, step: int, name: str) -> None:
+        super().__init__(message)
+        self.step = step
+        self.name = name
 
 
 class CheckpointNotFoundError(XfFileNotFoundError):
