@@ -139,7 +139,9 @@ class DataCollatorForLanguageModeling:
             if self.mask_replace_prob < 1:
                 _logger.info("whole_word_mask: masked words always get the mask token (mask_replace_prob=1).")
                 self.mask_replace_prob, self.random_replace_prob = 1.0, 0.0
-        self.generator = torch.Generator().manual_seed(self.seed) if self.seed is not None else None
+        self.generator: torch.Generator | None = (
+            torch.Generator().manual_seed(self.seed) if self.seed is not None else None
+        )
 
     def __call__(self, features: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
         if isinstance(features[0], Mapping):

@@ -44,9 +44,9 @@ class DebugUnderflowOverflow:
     ) -> None:
         self.model = model
         self.frames: collections.deque[str] = collections.deque(maxlen=max_frames_to_save)
-        self.trace_batch_nums = set(trace_batch_nums)
+        self.trace_batch_nums: set[int] = set(trace_batch_nums)
         self.abort_after_batch_num = abort_after_batch_num
-        self.batch_number = 0
+        self.batch_number: int = 0
         self._names = {module: name or type(model).__name__ for name, module in model.named_modules()}
         self._handles = [m.register_forward_hook(self._hook) for m in model.modules()]
 

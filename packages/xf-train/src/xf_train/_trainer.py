@@ -126,7 +126,7 @@ class Trainer:
         preprocess_logits_for_metrics: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
         | None = None,
     ) -> None:
-        self.args = args if args is not None else TrainingArguments()
+        self.args: TrainingArguments = args if args is not None else TrainingArguments()
         _check_output_dir(self.args.output_dir)  # type: ignore[arg-type]  # as transformers: at init, not at the first save
         self.model = model
         self.model_wrapped: nn.Module = model
@@ -139,7 +139,8 @@ class Trainer:
         self.data_collator = data_collator
         self.compute_metrics = compute_metrics
         self.preprocess_logits_for_metrics = preprocess_logits_for_metrics
-        self.optimizer, self.lr_scheduler = optimizers
+        self.optimizer: torch.optim.Optimizer | None = optimizers[0]
+        self.lr_scheduler: torch.optim.lr_scheduler.LRScheduler | None = optimizers[1]
         self.scaler: torch.amp.GradScaler | None = None
         self._compiled: Callable[..., Any] | None = None
         self._tokens: int | torch.Tensor = 0
@@ -158,7 +159,7 @@ class Trainer:
         self.control = TrainerControl()
         progress = PrinterCallback() if self.args.disable_tqdm else ProgressCallback()
         reporters = [REPORTER_CALLBACKS[name]() for name in self.args.report_to]  # type: ignore[union-attr]
-        self.callback_handler = CallbackHandler(
+        self.callback_handler: CallbackHandler = CallbackHandler(
             [DefaultFlowCallback(), JsonlLoggerCallback(), *reporters, progress], model=model
         )
         for callback in callbacks or ():
@@ -194,7 +195,7 @@ class Trainer:
             self._forward_args | {"label", "label_ids", "labels", *(self.args.label_names or [])}
         )
 
-    def get_train_dataloader(self) -> torch.utils.data.DataLoader:
+    def get_train_dataloader(self) -> torch.utils.data.DataLoader[Any]:
         """The training DataLoader; for map-style data its batch sampler is an :class:`EpochBatchSampler`."""
         a = self.args
         dataset = self.train_dataset
@@ -216,7 +217,7 @@ class Trainer:
             dataset, batch_size=a.per_device_train_batch_size, collate=collate, args=a, batch_sampler=sampler
         )
 
-    def get_eval_dataloader(self, dataset: Any) -> torch.utils.data.DataLoader:
+    def get_eval_dataloader(self, dataset: Any) -> torch.utils.data.DataLoader[Any]:
         a = self.args
         sampler = None
         if is_map_style(dataset):
@@ -538,7 +539,7 @@ class Trainer:
         self._prepare_model()
         self.create_optimizer_and_scheduler(max_steps)
         self.callback_handler.references.update(model=self.model, train_dataloader=loader)
-        self.state = TrainerState(
+        self.state: TrainerState = TrainerState(
             max_steps=max_steps,
             num_train_epochs=num_epochs if sampler is not None else 0,
             train_batch_size=a.per_device_train_batch_size,
@@ -560,7 +561,7 @@ class Trainer:
         self._tr_loss = torch.zeros((), device=self._device())
         self._total_loss, self._last_logged = 0.0, self.state.global_step
         self._last_log_time, self._last_log_tokens = self._start, 0
-        self.control = TrainerControl()
+        self.control: TrainerControl = TrainerControl()
         self._call("on_train_begin")
         if a.eval_on_start:
             self.evaluate()

@@ -133,7 +133,7 @@ class TrainingArguments:
     )
     resume_from_checkpoint: str | None = None
     gradient_checkpointing: bool = False
-    gradient_checkpointing_kwargs: dict | None = None
+    gradient_checkpointing_kwargs: dict[str, Any] | None = None
     torch_compile: bool = False
     torch_compile_mode: str | None = None
     label_smoothing_factor: float = 0.0
@@ -169,7 +169,7 @@ class TrainingArguments:
     ddp_broadcast_buffers: bool | None = None
     ddp_timeout: int = 1800
     fsdp: str | None = field(default=None, metadata=_help("FSDP options; applied by xf-parallel."))
-    fsdp_config: dict | None = None
+    fsdp_config: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.output_dir is None:
