@@ -50,7 +50,7 @@ class ImagePipeline(Pipeline):
         batch_size: int = 1,
         **kwargs: Any,
     ) -> None:
-        self.image_processor = getattr(processor, "image_processor", processor)
+        self.image_processor: Any = getattr(processor, "image_processor", processor)
         if self.image_processor is None or not callable(
             getattr(self.image_processor, "preprocess_one", None)
         ):
@@ -61,7 +61,7 @@ class ImagePipeline(Pipeline):
                 parameter="image_processor",
             )
         super().__init__(model, processor, device=device, batch_size=batch_size, **kwargs)
-        self.tokenizer = getattr(processor, "tokenizer", None)
+        self.tokenizer: Any = getattr(processor, "tokenizer", None)
 
     @classmethod
     def load_preprocessor(cls, path: str, *, hub: HubOptions) -> Any:
