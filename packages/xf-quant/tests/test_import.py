@@ -3,7 +3,7 @@ from xf_core.testing import imported_modules
 
 
 def test_public_import_has_version():
-    assert xf_quant.__version__ == "0.2.0"
+    assert xf_quant.__version__ == "0.2.1"
     assert "__version__" in xf_quant.__all__
     assert {"BitsAndBytesConfig", "BnbQuantizer", "dequantize_model"} <= set(xf_quant.__all__)
 
