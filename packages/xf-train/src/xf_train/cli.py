@@ -122,7 +122,13 @@ class TrainCommandArguments:
 
 
 def setup(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
-    """Fine-tune a causal LM or a sequence classifier on a local JSONL/JSON/CSV/text file."""
+    """Fine-tune a causal LM or a sequence classifier on a local JSONL/JSON/CSV/text file.
+
+    Examples:
+      xf train --model ./tiny-llama --train_file notes.txt --output_dir out --max_steps 100
+      xf train --model ./minilm --task sequence-classification --train_file reviews.csv --output_dir out
+      xf train --config train.yaml --resume
+    """
     fields = ArgumentParser(TrainCommandArguments, add_help=False)
     defaults = {f.name: _default(f) for f in dataclasses.fields(TrainCommandArguments)}
     for action in fields._actions:
