@@ -6,11 +6,10 @@
 #                                  everything when the root pyproject.toml is among them
 #
 # The public-API check is `basedpyright --verifytypes PKG --ignoreexternal`: every symbol a user can import
-# from PKG's public modules has a declared, unambiguous type. Not yet listed: xf_load (about 200 public
-# symbols without annotations).
+# from PKG's public modules has a declared, unambiguous type.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VERIFIED=(xf_core xf_tokenize xf_quant xf_train xf_parallel xf_pipeline xf_repotools)
+VERIFIED=(xf_core xf_tokenize xf_load xf_quant xf_train xf_parallel xf_pipeline xf_repotools)
 
 packages=("${VERIFIED[@]}")
 if (($#)) && [[ " $* " != *" pyproject.toml "* ]]; then  # the root pyproject holds the settings: check all

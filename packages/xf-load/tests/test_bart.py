@@ -59,7 +59,7 @@ def _inputs():
 def test_logits_and_loss_match_transformers(checkpoint):
     hf = transformers.BartForConditionalGeneration.from_pretrained(checkpoint).eval()
     xf, info = AutoModelForSeq2SeqLM.from_pretrained(checkpoint, output_loading_info=True)
-    assert info == {"missing_keys": [], "unexpected_keys": [], "mismatched_keys": []}
+    assert info["missing_keys"] == info["unexpected_keys"] == info["mismatched_keys"] == []
     assert type(xf) is BartForConditionalGeneration and head_kind_of(xf) == HeadKind.SEQ2SEQ_LM
     ids, mask, labels = _inputs()
     with torch.no_grad():

@@ -91,7 +91,7 @@ def _hf(path):
 def test_logits_and_loss_match_transformers(checkpoints, kind):
     hf = _hf(checkpoints[kind])
     xf, info = AutoModelForSeq2SeqLM.from_pretrained(checkpoints[kind], output_loading_info=True)
-    assert info == {"missing_keys": [], "unexpected_keys": [], "mismatched_keys": []}
+    assert info["missing_keys"] == info["unexpected_keys"] == info["mismatched_keys"] == []
     assert head_kind_of(xf) == HeadKind.SEQ2SEQ_LM
     ids, mask, labels = _inputs()
     with torch.no_grad():

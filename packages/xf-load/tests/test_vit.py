@@ -57,7 +57,7 @@ def test_vit_matches_transformers(checkpoints, arch):
     path = checkpoints[arch]
     ours, info = getattr(vit, arch).from_pretrained(path, output_loading_info=True)
     theirs = load_with_transformers(path, arch)
-    assert info == CLEAN
+    assert {k: info[k] for k in CLEAN} == CLEAN  # (bytes_read aside)
     pixels = _pixels()
     with torch.no_grad():
         a = ours(pixels, output_hidden_states=True)

@@ -197,7 +197,7 @@ class EncoderDecoderCache(Cache):
         self, self_attention_cache: Cache, cross_attention_cache: DynamicCache | None = None
     ) -> None:
         self.self_attention_cache = self_attention_cache
-        self.cross_attention_cache = (
+        self.cross_attention_cache: DynamicCache = (
             cross_attention_cache if cross_attention_cache is not None else DynamicCache()
         )
 

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from xf_load.cache import DynamicCache
-from xf_load.generation import GenerationMixin
+from xf_load.generation import GenerationConfig, GenerationMixin
 from xf_load.outputs import CausalLMOutput
 
 __all__ = [
@@ -390,12 +390,14 @@ class ToyCausalLM(GenerationMixin, nn.Module):
     def __init__(self, config: ToyConfig) -> None:
         super().__init__()
         self.config = config
-        self.generation_config = None
-        self.tok = nn.Embedding(config.vocab_size, config.hidden_size)
-        self.pos = nn.Embedding(config.max_position_embeddings, config.hidden_size)
-        self.blocks = nn.ModuleList(_ToyBlock(config, i) for i in range(config.num_hidden_layers))
-        self.norm = nn.LayerNorm(config.hidden_size)
-        self.head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.generation_config: GenerationConfig | None = None
+        self.tok: nn.Embedding = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.pos: nn.Embedding = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.blocks: nn.ModuleList = nn.ModuleList(
+            _ToyBlock(config, i) for i in range(config.num_hidden_layers)
+        )
+        self.norm: nn.LayerNorm = nn.LayerNorm(config.hidden_size)
+        self.head: nn.Linear = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
 
     @property
     def device(self) -> torch.device:
@@ -403,17 +405,17 @@ class ToyCausalLM(GenerationMixin, nn.Module):
 
     def forward(
         self,
-        input_ids=None,
-        attention_mask=None,
-        position_ids=None,
-        past_key_values=None,
-        use_cache=None,
-        inputs_embeds=None,
-        labels=None,
-        cache_position=None,
-        logits_to_keep=0,
-        **kwargs,
-    ):
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        past_key_values: Any = None,
+        use_cache: bool | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        cache_position: torch.Tensor | None = None,
+        logits_to_keep: int = 0,
+        **kwargs: Any,
+    ) -> CausalLMOutput:
         B, T = input_ids.shape
         cache = past_key_values
         if use_cache and cache is None:

@@ -6,7 +6,8 @@ streamers) loads on first use.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from xf_core.lazy import lazy_exports
 
@@ -129,4 +130,6 @@ if TYPE_CHECKING:  # the lazily exported names, as type checkers and IDEs should
     )
     from ._streamers import BaseStreamer, TextIteratorStreamer, TextStreamer
 
+__getattr__: Callable[[str], Any]
+__dir__: Callable[[], list[str]]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -52,7 +52,7 @@ class LogitsProcessor:
         raise NotImplementedError(f"{type(self).__name__} must implement __call__(input_ids, scores).")
 
 
-class LogitsProcessorList(list):
+class LogitsProcessorList(list[LogitsProcessor]):
     """A list of processors applied in order."""
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
@@ -86,7 +86,7 @@ class RepetitionPenaltyLogitsProcessor(LogitsProcessor):
     def __init__(self, penalty: float, prompt_ignore_length: int | torch.Tensor | None = None) -> None:
         if not penalty > 0:
             raise XfValueError(f"repetition_penalty must be > 0, got {penalty}.")
-        self.penalty = float(penalty)
+        self.penalty: float = float(penalty)
         self.prompt_ignore_length = prompt_ignore_length
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
@@ -142,7 +142,7 @@ class SequenceBiasLogitsProcessor(LogitsProcessor):
             sequence_bias = {tuple(ids): float(bias) for ids, bias in sequence_bias}
         if not sequence_bias or any(not seq for seq in sequence_bias):
             raise XfValueError("sequence_bias must map non-empty token-id tuples to floats.")
-        self.sequence_bias = dict(sequence_bias)
+        self.sequence_bias: dict[tuple[int, ...], float] = dict(sequence_bias)
         self._prepared: tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] | None = (
             None
         )
@@ -193,7 +193,9 @@ class NoBadWordsLogitsProcessor(SequenceBiasLogitsProcessor):
             raise XfValueError("bad_words_ids must be a non-empty list of non-empty lists of token ids.")
         eos = set(_ids_tensor(eos_token_id).tolist()) if eos_token_id is not None else set()
         self.bad_words_ids = bad_words_ids
-        self.sequence_bias = {tuple(w): _NEG_INF for w in bad_words_ids if not (len(w) == 1 and w[0] in eos)}
+        self.sequence_bias: dict[tuple[int, ...], float] = {
+            tuple(w): _NEG_INF for w in bad_words_ids if not (len(w) == 1 and w[0] in eos)
+        }
         self._prepared = None
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
@@ -205,7 +207,7 @@ class NoBadWordsLogitsProcessor(SequenceBiasLogitsProcessor):
 
 class _EosMask(LogitsProcessor):
     def __init__(self, eos_token_id: int | list[int] | torch.Tensor) -> None:
-        self.eos_token_id = _ids_tensor(eos_token_id)
+        self.eos_token_id: torch.Tensor = _ids_tensor(eos_token_id)
         self._mask: torch.Tensor | None = None
 
     def _eos_mask(self, scores: torch.Tensor) -> torch.Tensor:
@@ -276,7 +278,7 @@ class SuppressTokensLogitsProcessor(LogitsProcessor):
     """Never generate ``suppress_tokens``."""
 
     def __init__(self, suppress_tokens: Sequence[int]) -> None:
-        self.suppress_tokens = _ids_tensor(suppress_tokens)
+        self.suppress_tokens: torch.Tensor = _ids_tensor(suppress_tokens)
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         return scores.masked_fill(_vocab_mask(self.suppress_tokens, scores), _NEG_INF)
@@ -286,7 +288,7 @@ class SuppressTokensAtBeginLogitsProcessor(LogitsProcessor):
     """Do not generate ``begin_suppress_tokens`` as the token at position ``begin_index``."""
 
     def __init__(self, begin_suppress_tokens: Sequence[int], begin_index: int) -> None:
-        self.begin_suppress_tokens = _ids_tensor(begin_suppress_tokens)
+        self.begin_suppress_tokens: torch.Tensor = _ids_tensor(begin_suppress_tokens)
         self.begin_index = begin_index
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
@@ -319,7 +321,7 @@ class TemperatureLogitsWarper(LogitsProcessor):
     def __init__(self, temperature: float) -> None:
         if not temperature > 0:
             raise XfValueError(f"temperature must be > 0, got {temperature}; for greedy use do_sample=False.")
-        self.temperature = float(temperature)
+        self.temperature: float = float(temperature)
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         return scores / self.temperature
@@ -331,7 +333,7 @@ class TopKLogitsWarper(LogitsProcessor):
     def __init__(self, top_k: int, *, min_tokens_to_keep: int = 1, filter_value: float = _NEG_INF) -> None:
         if top_k <= 0:
             raise XfValueError(f"top_k must be > 0, got {top_k}.")
-        self.top_k = max(top_k, min_tokens_to_keep)
+        self.top_k: int = max(top_k, min_tokens_to_keep)
         self.filter_value = filter_value
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
@@ -346,7 +348,7 @@ class TopPLogitsWarper(LogitsProcessor):
     def __init__(self, top_p: float, *, min_tokens_to_keep: int = 1, filter_value: float = _NEG_INF) -> None:
         if not 0.0 < top_p <= 1.0:
             raise XfValueError(f"top_p must be in (0, 1], got {top_p}.")
-        self.top_p = float(top_p)
+        self.top_p: float = float(top_p)
         self.min_tokens_to_keep = min_tokens_to_keep
         self.filter_value = filter_value
 
@@ -364,7 +366,7 @@ class MinPLogitsWarper(LogitsProcessor):
     def __init__(self, min_p: float, *, min_tokens_to_keep: int = 1, filter_value: float = _NEG_INF) -> None:
         if not 0.0 <= min_p <= 1.0:
             raise XfValueError(f"min_p must be in [0, 1], got {min_p}.")
-        self.min_p = float(min_p)
+        self.min_p: float = float(min_p)
         self.min_tokens_to_keep = min_tokens_to_keep
         self.filter_value = filter_value
 
@@ -384,7 +386,7 @@ class TypicalLogitsWarper(LogitsProcessor):
     ) -> None:
         if not 0.0 < mass < 1.0:
             raise XfValueError(f"typical_p must be in (0, 1), got {mass}.")
-        self.mass = float(mass)
+        self.mass: float = float(mass)
         self.min_tokens_to_keep = min_tokens_to_keep
         self.filter_value = filter_value
 

@@ -40,7 +40,7 @@ def _as_rows(done: Any, input_ids: torch.Tensor) -> torch.Tensor:
     return torch.full((input_ids.shape[0],), bool(done), dtype=torch.bool, device=input_ids.device)
 
 
-class StoppingCriteriaList(list):
+class StoppingCriteriaList(list[StoppingCriteria]):
     """Criteria OR-ed together."""
 
     def __call__(self, input_ids: torch.Tensor, scores: Any = None, **kwargs: Any) -> torch.Tensor:
@@ -70,7 +70,7 @@ class MaxTimeCriteria(StoppingCriteria):
 
     def __init__(self, max_time: float, initial_timestamp: float | None = None) -> None:
         self.max_time = max_time
-        self.initial_timestamp = time.time() if initial_timestamp is None else initial_timestamp
+        self.initial_timestamp: float = time.time() if initial_timestamp is None else initial_timestamp
 
     def __call__(self, input_ids: torch.Tensor, scores: Any = None, **kwargs: Any) -> torch.Tensor:
         done = time.time() - self.initial_timestamp > self.max_time
@@ -89,7 +89,7 @@ class EosTokenCriteria(StoppingCriteria):
 
     def __call__(self, input_ids: torch.Tensor, scores: Any = None, **kwargs: Any) -> torch.Tensor:
         if self.eos_token_id.device != input_ids.device:
-            self.eos_token_id = self.eos_token_id.to(input_ids.device)
+            self.eos_token_id: torch.Tensor = self.eos_token_id.to(input_ids.device)
         return torch.isin(input_ids[:, -1], self.eos_token_id)
 
 

@@ -113,7 +113,7 @@ class TextIteratorStreamer(TextStreamer):
     ):
         super().__init__(tokenizer, skip_prompt, **decode_kwargs)
         self.text_queue: Queue[str | None] = Queue()
-        self.stop_signal = None
+        self.stop_signal: None = None
         self.timeout = timeout
 
     def on_finalized_text(self, text: str, stream_end: bool = False) -> None:

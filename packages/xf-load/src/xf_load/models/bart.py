@@ -29,8 +29,8 @@ from torch import nn
 from xf_core.errors import XfConfigError, XfValueError
 from xf_load import initialization as init
 from xf_load._decoder import check_input_shape, check_token_ids, decoder_prologue, keep_logits
-from xf_load.activations import get_activation
-from xf_load.attention import get_attention
+from xf_load.activations import Activation, get_activation
+from xf_load.attention import AttentionFn, get_attention
 from xf_load.cache import Cache, DynamicCache, EncoderDecoderCache
 from xf_load.configuration_utils import PretrainedConfig
 from xf_load.generation import GenerationMixin
@@ -110,15 +110,15 @@ class BartAttention(nn.Module):
         super().__init__()
         C = config.d_model
         self.num_heads = num_heads
-        self.head_dim = C // num_heads
+        self.head_dim: int = C // num_heads
         self.layer_idx = layer_idx
         self.is_causal = is_causal
-        self.dropout = config.attention_dropout
-        self.k_proj = nn.Linear(C, C)
-        self.v_proj = nn.Linear(C, C)
-        self.q_proj = nn.Linear(C, C)
-        self.out_proj = nn.Linear(C, C)
-        self.attend = get_attention(config.attn_implementation)
+        self.dropout: float = config.attention_dropout
+        self.k_proj: nn.Linear = nn.Linear(C, C)
+        self.v_proj: nn.Linear = nn.Linear(C, C)
+        self.q_proj: nn.Linear = nn.Linear(C, C)
+        self.out_proj: nn.Linear = nn.Linear(C, C)
+        self.attend: AttentionFn = get_attention(config.attn_implementation)
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         B, S, _ = x.shape
@@ -162,16 +162,16 @@ class BartEncoderLayer(nn.Module):
     def __init__(self, config: BartConfig, layer_idx: int) -> None:
         super().__init__()
         C = config.d_model
-        self.self_attn = BartAttention(
+        self.self_attn: BartAttention = BartAttention(
             config, num_heads=config.encoder_attention_heads, layer_idx=layer_idx, is_causal=False
         )
-        self.self_attn_layer_norm = nn.LayerNorm(C)
-        self.fc1 = nn.Linear(C, config.encoder_ffn_dim)
-        self.fc2 = nn.Linear(config.encoder_ffn_dim, C)
-        self.final_layer_norm = nn.LayerNorm(C)
-        self.act = get_activation(config.activation_function)
-        self.dropout = config.dropout
-        self.activation_dropout = config.activation_dropout
+        self.self_attn_layer_norm: nn.LayerNorm = nn.LayerNorm(C)
+        self.fc1: nn.Linear = nn.Linear(C, config.encoder_ffn_dim)
+        self.fc2: nn.Linear = nn.Linear(config.encoder_ffn_dim, C)
+        self.final_layer_norm: nn.LayerNorm = nn.LayerNorm(C)
+        self.act: Activation = get_activation(config.activation_function)
+        self.dropout: float = config.dropout
+        self.activation_dropout: float = config.activation_dropout
 
     def _mlp(self, x: torch.Tensor) -> torch.Tensor:
         h = F.dropout(self.act(self.fc1(x)), p=self.activation_dropout, training=self.training)
@@ -193,16 +193,20 @@ class BartDecoderLayer(BartEncoderLayer):
         nn.Module.__init__(self)
         C = config.d_model
         heads = config.decoder_attention_heads
-        self.self_attn = BartAttention(config, num_heads=heads, layer_idx=layer_idx, is_causal=True)
-        self.self_attn_layer_norm = nn.LayerNorm(C)
-        self.encoder_attn = BartAttention(config, num_heads=heads, layer_idx=layer_idx, is_causal=False)
-        self.encoder_attn_layer_norm = nn.LayerNorm(C)
-        self.fc1 = nn.Linear(C, config.decoder_ffn_dim)
-        self.fc2 = nn.Linear(config.decoder_ffn_dim, C)
-        self.final_layer_norm = nn.LayerNorm(C)
-        self.act = get_activation(config.activation_function)
-        self.dropout = config.dropout
-        self.activation_dropout = config.activation_dropout
+        self.self_attn: BartAttention = BartAttention(
+            config, num_heads=heads, layer_idx=layer_idx, is_causal=True
+        )
+        self.self_attn_layer_norm: nn.LayerNorm = nn.LayerNorm(C)
+        self.encoder_attn: BartAttention = BartAttention(
+            config, num_heads=heads, layer_idx=layer_idx, is_causal=False
+        )
+        self.encoder_attn_layer_norm: nn.LayerNorm = nn.LayerNorm(C)
+        self.fc1: nn.Linear = nn.Linear(C, config.decoder_ffn_dim)
+        self.fc2: nn.Linear = nn.Linear(config.decoder_ffn_dim, C)
+        self.final_layer_norm: nn.LayerNorm = nn.LayerNorm(C)
+        self.act: Activation = get_activation(config.activation_function)
+        self.dropout: float = config.dropout
+        self.activation_dropout: float = config.activation_dropout
 
     def forward(  # type: ignore[override]
         self,
@@ -224,7 +228,7 @@ class BartDecoderLayer(BartEncoderLayer):
 
 
 class BartPreTrainedModel(PreTrainedModel):
-    config_class = BartConfig
+    config_class: ClassVar[type[PretrainedConfig]] = BartConfig
     base_model_prefix = "model"
     _no_split_modules: ClassVar[list[str]] = ["BartEncoderLayer", "BartDecoderLayer"]
     learned_positions_key: ClassVar[str | None] = "max_position_embeddings"  # generate's length limit
@@ -262,16 +266,18 @@ class _BartStack(BartPreTrainedModel):
 
     def __init__(self, config: BartConfig) -> None:
         super().__init__(config)
-        self.embed_scale = math.sqrt(config.d_model) if config.scale_embedding else 1.0
+        self.embed_scale: float = math.sqrt(config.d_model) if config.scale_embedding else 1.0
         self.embed_tokens = nn.Embedding(config.vocab_size, config.d_model, padding_idx=config.pad_token_id)
-        self.embed_positions = nn.Embedding(config.max_position_embeddings + _POSITION_OFFSET, config.d_model)
-        self.layernorm_embedding = nn.LayerNorm(config.d_model)
+        self.embed_positions: nn.Embedding = nn.Embedding(
+            config.max_position_embeddings + _POSITION_OFFSET, config.d_model
+        )
+        self.layernorm_embedding: nn.LayerNorm = nn.LayerNorm(config.d_model)
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.embed_tokens
 
     def set_input_embeddings(self, value: nn.Embedding) -> None:
-        self.embed_tokens = value
+        self.embed_tokens: nn.Embedding = value
 
     def _embed(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         x = tokens + self.embed_positions(positions + _POSITION_OFFSET)  # (B, T, C)
@@ -285,7 +291,9 @@ class _BartStack(BartPreTrainedModel):
 class BartEncoder(_BartStack):
     def __init__(self, config: BartConfig) -> None:
         super().__init__(config)
-        self.layers = nn.ModuleList(BartEncoderLayer(config, i) for i in range(config.encoder_layers))
+        self.layers: nn.ModuleList = nn.ModuleList(
+            BartEncoderLayer(config, i) for i in range(config.encoder_layers)
+        )
 
     def forward(
         self,
@@ -326,7 +334,9 @@ class BartEncoder(_BartStack):
 class BartDecoder(_BartStack):
     def __init__(self, config: BartConfig) -> None:
         super().__init__(config)
-        self.layers = nn.ModuleList(BartDecoderLayer(config, i) for i in range(config.decoder_layers))
+        self.layers: nn.ModuleList = nn.ModuleList(
+            BartDecoderLayer(config, i) for i in range(config.decoder_layers)
+        )
 
     def forward(
         self,
@@ -390,15 +400,15 @@ class BartModel(BartPreTrainedModel):
     def __init__(self, config: BartConfig) -> None:
         super().__init__(config)
         self.shared = nn.Embedding(config.vocab_size, config.d_model, padding_idx=config.pad_token_id)
-        self.encoder = BartEncoder(config)
-        self.decoder = BartDecoder(config)
+        self.encoder: BartEncoder = BartEncoder(config)
+        self.decoder: BartDecoder = BartDecoder(config)
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.shared
 
     def set_input_embeddings(self, value: nn.Embedding) -> None:
-        self.shared = value
+        self.shared: nn.Embedding = value
         self.tie_weights()
 
     def get_encoder(self) -> BartEncoder:
@@ -460,9 +470,9 @@ class BartForConditionalGeneration(BartPreTrainedModel, GenerationMixin):
 
     def __init__(self, config: BartConfig) -> None:
         super().__init__(config)
-        self.model = BartModel(config)
+        self.model: BartModel = BartModel(config)
         self.register_buffer("final_logits_bias", torch.zeros(1, config.vocab_size, device="cpu"))
-        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        self.lm_head: nn.Linear = nn.Linear(config.d_model, config.vocab_size, bias=False)
         self.post_init()
 
     def reset_buffers(self) -> None:

@@ -29,8 +29,8 @@ from torch import nn
 from xf_core.errors import XfConfigError, XfValueError
 from xf_load import initialization as init
 from xf_load._decoder import check_input_shape, check_token_ids
-from xf_load.activations import get_activation
-from xf_load.attention import get_attention
+from xf_load.activations import Activation, get_activation
+from xf_load.attention import AttentionFn, get_attention
 from xf_load.configuration_utils import PretrainedConfig
 from xf_load.heads import HeadKind
 from xf_load.losses import (
@@ -154,19 +154,19 @@ class RobertaConfig(BertConfig):
 class BertEmbeddings(nn.Module):
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
-        self.positions_from_padding = config.positions_from_padding
-        self.pad_token_id = config.pad_token_id
-        self.max_positions = config.max_position_embeddings
+        self.positions_from_padding: bool = config.positions_from_padding
+        self.pad_token_id: int | None = config.pad_token_id
+        self.max_positions: int = config.max_position_embeddings
         position_padding = config.pad_token_id if config.positions_from_padding else None
-        self.word_embeddings = nn.Embedding(
+        self.word_embeddings: nn.Embedding = nn.Embedding(
             config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id
         )
-        self.position_embeddings = nn.Embedding(
+        self.position_embeddings: nn.Embedding = nn.Embedding(
             config.max_position_embeddings, config.hidden_size, padding_idx=position_padding
         )
-        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
-        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.token_type_embeddings: nn.Embedding = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        self.LayerNorm: nn.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout: nn.Dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(
         self,
@@ -223,13 +223,13 @@ class BertEmbeddings(nn.Module):
 class BertSelfAttention(nn.Module):
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
-        self.n_head = config.num_attention_heads
-        self.head_dim = config.hidden_size // config.num_attention_heads
-        self.query = nn.Linear(config.hidden_size, config.hidden_size)
-        self.key = nn.Linear(config.hidden_size, config.hidden_size)
-        self.value = nn.Linear(config.hidden_size, config.hidden_size)
-        self.dropout = config.attention_probs_dropout_prob
-        self.attend = get_attention(config.attn_implementation)
+        self.n_head: int = config.num_attention_heads
+        self.head_dim: int = config.hidden_size // config.num_attention_heads
+        self.query: nn.Linear = nn.Linear(config.hidden_size, config.hidden_size)
+        self.key: nn.Linear = nn.Linear(config.hidden_size, config.hidden_size)
+        self.value: nn.Linear = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dropout: float = config.attention_probs_dropout_prob
+        self.attend: AttentionFn = get_attention(config.attn_implementation)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         B, T, C = x.shape
@@ -248,9 +248,9 @@ class BertOutput(nn.Module):
 
     def __init__(self, config: BertConfig, in_features: int) -> None:
         super().__init__()
-        self.dense = nn.Linear(in_features, config.hidden_size)
-        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dense: nn.Linear = nn.Linear(in_features, config.hidden_size)
+        self.LayerNorm: nn.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout: nn.Dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         return self.LayerNorm(residual + self.dropout(self.dense(x)))
@@ -259,8 +259,8 @@ class BertOutput(nn.Module):
 class BertAttention(nn.Module):
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
-        self.self = BertSelfAttention(config)
-        self.output = BertOutput(config, config.hidden_size)
+        self.self: BertSelfAttention = BertSelfAttention(config)
+        self.output: BertOutput = BertOutput(config, config.hidden_size)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         return self.output(self.self(x, mask), x)
@@ -269,8 +269,8 @@ class BertAttention(nn.Module):
 class BertIntermediate(nn.Module):
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
-        self.act = get_activation(config.hidden_act)
+        self.dense: nn.Linear = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.act: Activation = get_activation(config.hidden_act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.dense(x))
@@ -279,9 +279,9 @@ class BertIntermediate(nn.Module):
 class BertLayer(nn.Module):
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
-        self.attention = BertAttention(config)
-        self.intermediate = BertIntermediate(config)
-        self.output = BertOutput(config, config.intermediate_size)
+        self.attention: BertAttention = BertAttention(config)
+        self.intermediate: BertIntermediate = BertIntermediate(config)
+        self.output: BertOutput = BertOutput(config, config.intermediate_size)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         x = self.attention(x, mask)
@@ -291,13 +291,13 @@ class BertLayer(nn.Module):
 class BertEncoder(nn.Module):
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
-        self.layer = nn.ModuleList(BertLayer(config) for _ in range(config.num_hidden_layers))
+        self.layer: nn.ModuleList = nn.ModuleList(BertLayer(config) for _ in range(config.num_hidden_layers))
 
 
 class BertPooler(nn.Module):
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dense: nn.Linear = nn.Linear(config.hidden_size, config.hidden_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.dense(x[:, 0]))  # the first ([CLS]) token
@@ -306,9 +306,9 @@ class BertPooler(nn.Module):
 class BertPredictionHeadTransform(nn.Module):
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
-        self.act = get_activation(config.hidden_act)
-        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dense: nn.Linear = nn.Linear(config.hidden_size, config.hidden_size)
+        self.act: Activation = get_activation(config.hidden_act)
+        self.LayerNorm: nn.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.LayerNorm(self.act(self.dense(x)))
@@ -317,9 +317,9 @@ class BertPredictionHeadTransform(nn.Module):
 class BertLMPredictionHead(nn.Module):
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
-        self.transform = BertPredictionHeadTransform(config)
-        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
-        self.bias = nn.Parameter(torch.empty(config.vocab_size))  # decoder.bias when tied
+        self.transform: BertPredictionHeadTransform = BertPredictionHeadTransform(config)
+        self.decoder: nn.Linear = nn.Linear(config.hidden_size, config.vocab_size)
+        self.bias: nn.Parameter = nn.Parameter(torch.empty(config.vocab_size))  # decoder.bias when tied
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.transform(x))
@@ -328,10 +328,10 @@ class BertLMPredictionHead(nn.Module):
 class RobertaLMHead(nn.Module):
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
-        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
-        self.bias = nn.Parameter(torch.empty(config.vocab_size))  # decoder.bias when tied
+        self.dense: nn.Linear = nn.Linear(config.hidden_size, config.hidden_size)
+        self.layer_norm: nn.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.decoder: nn.Linear = nn.Linear(config.hidden_size, config.vocab_size)
+        self.bias: nn.Parameter = nn.Parameter(torch.empty(config.vocab_size))  # decoder.bias when tied
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.layer_norm(F.gelu(self.dense(x))))  # GELU whatever hidden_act says
@@ -340,9 +340,9 @@ class RobertaLMHead(nn.Module):
 class RobertaClassificationHead(nn.Module):
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
-        self.dropout = nn.Dropout(_classifier_dropout(config))
-        self.out_proj = nn.Linear(config.hidden_size, config.num_labels)
+        self.dense: nn.Linear = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dropout: nn.Dropout = nn.Dropout(_classifier_dropout(config))
+        self.out_proj: nn.Linear = nn.Linear(config.hidden_size, config.num_labels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.dropout(x[:, 0])  # the first (<s>) token
@@ -357,7 +357,7 @@ def _classifier_dropout(config: BertConfig) -> float:
 
 
 class BertPreTrainedModel(PreTrainedModel):
-    config_class = BertConfig
+    config_class: ClassVar[type[PretrainedConfig]] = BertConfig
     base_model_prefix = "bert"
     _no_split_modules: ClassVar[list[str]] = ["BertEmbeddings", "BertLayer"]
     _checkpoint_renames: ClassVar[dict[str, str]] = CHECKPOINT_RENAMES
@@ -377,9 +377,9 @@ class BertModel(BertPreTrainedModel):
 
     def __init__(self, config: BertConfig, add_pooling_layer: bool = True) -> None:
         super().__init__(config)
-        self.embeddings = BertEmbeddings(config)
-        self.encoder = BertEncoder(config)
-        self.pooler = BertPooler(config) if add_pooling_layer else None
+        self.embeddings: BertEmbeddings = BertEmbeddings(config)
+        self.encoder: BertEncoder = BertEncoder(config)
+        self.pooler: BertPooler | None = BertPooler(config) if add_pooling_layer else None
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:
@@ -459,7 +459,9 @@ class BertForMaskedLM(_BertHead):
     }
 
     def _add_head(self, config: BertConfig) -> None:
-        self.cls = nn.ModuleDict({"predictions": BertLMPredictionHead(config)})  # cls.predictions.* keys
+        self.cls: nn.ModuleDict = nn.ModuleDict(
+            {"predictions": BertLMPredictionHead(config)}
+        )  # cls.predictions.* keys
 
     def _head(self) -> BertLMPredictionHead | RobertaLMHead:
         """The module holding ``decoder`` and ``bias``."""
@@ -506,8 +508,8 @@ class BertForSequenceClassification(_BertHead):
     _uses_pooler: ClassVar[bool] = True
 
     def _add_head(self, config: BertConfig) -> None:
-        self.dropout = nn.Dropout(_classifier_dropout(config))
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.dropout: nn.Dropout = nn.Dropout(_classifier_dropout(config))
+        self.classifier: nn.Linear = nn.Linear(config.hidden_size, config.num_labels)
 
     def _classify(self, out: BaseModelOutput) -> torch.Tensor:
         return self.classifier(self.dropout(out.pooler_output))
@@ -538,7 +540,7 @@ class BertForQuestionAnswering(_BertHead):
     head_kind: ClassVar[HeadKind] = HeadKind.QUESTION_ANSWERING
 
     def _add_head(self, config: BertConfig) -> None:
-        self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
+        self.qa_outputs: nn.Linear = nn.Linear(config.hidden_size, config.num_labels)
 
     def forward(  # the targets are start_positions and end_positions, not labels
         self,
@@ -569,12 +571,12 @@ class BertForQuestionAnswering(_BertHead):
 
 
 class RobertaModel(BertModel):
-    config_class = RobertaConfig
+    config_class: ClassVar[type[PretrainedConfig]] = RobertaConfig
     base_model_prefix = "roberta"
 
 
 class RobertaForMaskedLM(BertForMaskedLM):
-    config_class = RobertaConfig
+    config_class: ClassVar[type[PretrainedConfig]] = RobertaConfig
     base_model_prefix = "roberta"
     _tied_weights_keys: ClassVar[dict[str, str]] = {
         "lm_head.decoder.weight": "roberta.embeddings.word_embeddings.weight",
@@ -582,7 +584,7 @@ class RobertaForMaskedLM(BertForMaskedLM):
     }
 
     def _add_head(self, config: BertConfig) -> None:
-        self.lm_head = RobertaLMHead(config)
+        self.lm_head: RobertaLMHead = RobertaLMHead(config)
 
     def _head(self) -> BertLMPredictionHead | RobertaLMHead:
         return self.lm_head
@@ -591,22 +593,22 @@ class RobertaForMaskedLM(BertForMaskedLM):
 class RobertaForSequenceClassification(BertForSequenceClassification):
     """Classifies from the first token through ``classifier.dense`` + tanh + ``classifier.out_proj`` (no pooler)."""
 
-    config_class = RobertaConfig
+    config_class: ClassVar[type[PretrainedConfig]] = RobertaConfig
     base_model_prefix = "roberta"
     _uses_pooler: ClassVar[bool] = False
 
     def _add_head(self, config: BertConfig) -> None:
-        self.classifier = RobertaClassificationHead(config)
+        self.classifier: RobertaClassificationHead = RobertaClassificationHead(config)
 
     def _classify(self, out: BaseModelOutput) -> torch.Tensor:
         return self.classifier(out.last_hidden_state)
 
 
 class RobertaForTokenClassification(BertForTokenClassification):
-    config_class = RobertaConfig
+    config_class: ClassVar[type[PretrainedConfig]] = RobertaConfig
     base_model_prefix = "roberta"
 
 
 class RobertaForQuestionAnswering(BertForQuestionAnswering):
-    config_class = RobertaConfig
+    config_class: ClassVar[type[PretrainedConfig]] = RobertaConfig
     base_model_prefix = "roberta"

@@ -32,8 +32,8 @@ from torch import nn
 from xf_core.errors import XfConfigError, XfValueError
 from xf_load import initialization as init
 from xf_load._decoder import check_token_ids
-from xf_load.activations import get_activation
-from xf_load.attention import get_attention
+from xf_load.activations import Activation, get_activation
+from xf_load.attention import AttentionFn, get_attention
 from xf_load.configuration_utils import PretrainedConfig
 from xf_load.heads import HeadKind
 from xf_load.masks import causal_mask
@@ -189,14 +189,14 @@ class CLIPConfig(PretrainedConfig):
 class CLIPAttention(nn.Module):
     def __init__(self, config: _CLIPTowerConfig) -> None:
         super().__init__()
-        self.n_head = config.num_attention_heads
-        self.head_dim = config.hidden_size // config.num_attention_heads
-        self.q_proj = nn.Linear(config.hidden_size, config.hidden_size)
-        self.k_proj = nn.Linear(config.hidden_size, config.hidden_size)
-        self.v_proj = nn.Linear(config.hidden_size, config.hidden_size)
-        self.out_proj = nn.Linear(config.hidden_size, config.hidden_size)
-        self.dropout = config.attention_dropout
-        self.attend = get_attention(config.attn_implementation)
+        self.n_head: int = config.num_attention_heads
+        self.head_dim: int = config.hidden_size // config.num_attention_heads
+        self.q_proj: nn.Linear = nn.Linear(config.hidden_size, config.hidden_size)
+        self.k_proj: nn.Linear = nn.Linear(config.hidden_size, config.hidden_size)
+        self.v_proj: nn.Linear = nn.Linear(config.hidden_size, config.hidden_size)
+        self.out_proj: nn.Linear = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dropout: float = config.attention_dropout
+        self.attend: AttentionFn = get_attention(config.attn_implementation)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None, is_causal: bool) -> torch.Tensor:
         B, T, C = x.shape
@@ -219,9 +219,9 @@ class CLIPAttention(nn.Module):
 class CLIPMLP(nn.Module):
     def __init__(self, config: _CLIPTowerConfig) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(config.hidden_size, config.intermediate_size)
-        self.act = get_activation(config.hidden_act)
-        self.fc2 = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.fc1: nn.Linear = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.act: Activation = get_activation(config.hidden_act)
+        self.fc2: nn.Linear = nn.Linear(config.intermediate_size, config.hidden_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.act(self.fc1(x)))
@@ -230,10 +230,10 @@ class CLIPMLP(nn.Module):
 class CLIPEncoderLayer(nn.Module):
     def __init__(self, config: _CLIPTowerConfig) -> None:
         super().__init__()
-        self.layer_norm1 = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.self_attn = CLIPAttention(config)
-        self.layer_norm2 = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.mlp = CLIPMLP(config)
+        self.layer_norm1: nn.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.self_attn: CLIPAttention = CLIPAttention(config)
+        self.layer_norm2: nn.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.mlp: CLIPMLP = CLIPMLP(config)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None, is_causal: bool) -> torch.Tensor:
         x = x + self.self_attn(self.layer_norm1(x), mask, is_causal)
@@ -243,14 +243,18 @@ class CLIPEncoderLayer(nn.Module):
 class CLIPEncoder(nn.Module):
     def __init__(self, config: _CLIPTowerConfig) -> None:
         super().__init__()
-        self.layers = nn.ModuleList(CLIPEncoderLayer(config) for _ in range(config.num_hidden_layers))
+        self.layers: nn.ModuleList = nn.ModuleList(
+            CLIPEncoderLayer(config) for _ in range(config.num_hidden_layers)
+        )
 
 
 class CLIPTextEmbeddings(nn.Module):
     def __init__(self, config: CLIPTextConfig) -> None:
         super().__init__()
-        self.token_embedding = nn.Embedding(config.vocab_size, config.hidden_size)
-        self.position_embedding = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.token_embedding: nn.Embedding = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.position_embedding: nn.Embedding = nn.Embedding(
+            config.max_position_embeddings, config.hidden_size
+        )
 
     def forward(self, input_ids: torch.Tensor, position_ids: torch.Tensor | None) -> torch.Tensor:
         length, limit = input_ids.shape[1], self.position_embedding.num_embeddings
@@ -268,17 +272,17 @@ class CLIPTextEmbeddings(nn.Module):
 class CLIPVisionEmbeddings(nn.Module):
     def __init__(self, config: CLIPVisionConfig) -> None:
         super().__init__()
-        self.patch_size = config.patch_size
+        self.patch_size: int = config.patch_size
         num_positions = (config.image_size // config.patch_size) ** 2 + 1
-        self.class_embedding = nn.Parameter(torch.empty(config.hidden_size))
-        self.patch_embedding = nn.Conv2d(
+        self.class_embedding: nn.Parameter = nn.Parameter(torch.empty(config.hidden_size))
+        self.patch_embedding: nn.Conv2d = nn.Conv2d(
             config.num_channels,
             config.hidden_size,
             kernel_size=config.patch_size,
             stride=config.patch_size,
             bias=False,
         )
-        self.position_embedding = nn.Embedding(num_positions, config.hidden_size)
+        self.position_embedding: nn.Embedding = nn.Embedding(num_positions, config.hidden_size)
 
     def forward(self, pixel_values: torch.Tensor, interpolate_pos_encoding: bool) -> torch.Tensor:
         B, _, H, W = pixel_values.shape
@@ -347,15 +351,15 @@ class CLIPPreTrainedModel(PreTrainedModel):
 class CLIPTextModel(CLIPPreTrainedModel):
     """The text tower. ``pooler_output`` is the final hidden state at the end-of-text token."""
 
-    config_class = CLIPTextConfig
+    config_class: ClassVar[type[PretrainedConfig]] = CLIPTextConfig
     head_kind: ClassVar[HeadKind] = HeadKind.BASE
     base_model_prefix = "text_model"  # where its keys live in a CLIP checkpoint
 
     def __init__(self, config: CLIPTextConfig) -> None:
         super().__init__(config)
-        self.embeddings = CLIPTextEmbeddings(config)
-        self.encoder = CLIPEncoder(config)
-        self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.embeddings: CLIPTextEmbeddings = CLIPTextEmbeddings(config)
+        self.encoder: CLIPEncoder = CLIPEncoder(config)
+        self.final_layer_norm: nn.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:
@@ -398,17 +402,17 @@ class CLIPTextModel(CLIPPreTrainedModel):
 class CLIPVisionModel(CLIPPreTrainedModel):
     """The vision tower. ``pooler_output`` is the class token after ``post_layernorm``."""
 
-    config_class = CLIPVisionConfig
+    config_class: ClassVar[type[PretrainedConfig]] = CLIPVisionConfig
     head_kind: ClassVar[HeadKind] = HeadKind.BASE
     base_model_prefix = "vision_model"  # where its keys live in a CLIP checkpoint
     main_input_name: ClassVar[str] = "pixel_values"
 
     def __init__(self, config: CLIPVisionConfig) -> None:
         super().__init__(config)
-        self.embeddings = CLIPVisionEmbeddings(config)
-        self.pre_layrnorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.encoder = CLIPEncoder(config)
-        self.post_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.embeddings: CLIPVisionEmbeddings = CLIPVisionEmbeddings(config)
+        self.pre_layrnorm: nn.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.encoder: CLIPEncoder = CLIPEncoder(config)
+        self.post_layernorm: nn.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Module:
@@ -446,16 +450,20 @@ class CLIPVisionModel(CLIPPreTrainedModel):
 class CLIPModel(CLIPPreTrainedModel):
     """Both towers and their projections; ``forward`` scores every image against every text."""
 
-    config_class = CLIPConfig
+    config_class: ClassVar[type[PretrainedConfig]] = CLIPConfig
     head_kind: ClassVar[HeadKind] = HeadKind.ZERO_SHOT_IMAGE_CLASSIFICATION
 
     def __init__(self, config: CLIPConfig) -> None:
         super().__init__(config)
-        self.text_model = CLIPTextModel(config.text)
-        self.vision_model = CLIPVisionModel(config.vision)
-        self.text_projection = nn.Linear(config.text.hidden_size, config.projection_dim, bias=False)
-        self.visual_projection = nn.Linear(config.vision.hidden_size, config.projection_dim, bias=False)
-        self.logit_scale = nn.Parameter(torch.empty(()))
+        self.text_model: CLIPTextModel = CLIPTextModel(config.text)
+        self.vision_model: CLIPVisionModel = CLIPVisionModel(config.vision)
+        self.text_projection: nn.Linear = nn.Linear(
+            config.text.hidden_size, config.projection_dim, bias=False
+        )
+        self.visual_projection: nn.Linear = nn.Linear(
+            config.vision.hidden_size, config.projection_dim, bias=False
+        )
+        self.logit_scale: nn.Parameter = nn.Parameter(torch.empty(()))
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:

@@ -27,8 +27,8 @@ from torch import nn
 from xf_core.errors import XfConfigError
 from xf_load import initialization as init
 from xf_load._decoder import check_token_ids, decoder_prologue, keep_logits
-from xf_load.activations import get_activation
-from xf_load.attention import eager_attention, get_attention
+from xf_load.activations import Activation, get_activation
+from xf_load.attention import AttentionFn, eager_attention, get_attention
 from xf_load.cache import Cache
 from xf_load.configuration_utils import PretrainedConfig
 from xf_load.generation import GenerationMixin
@@ -114,17 +114,17 @@ class GPT2Attention(nn.Module):
     def __init__(self, config: GPT2Config, layer_idx: int) -> None:
         super().__init__()
         self.layer_idx = layer_idx
-        self.n_head = config.n_head
-        self.head_dim = config.n_embd // config.n_head
+        self.n_head: int = config.n_head
+        self.head_dim: int = config.n_embd // config.n_head
         self.scaling = self.head_dim**-0.5 if config.scale_attn_weights else 1.0
         if config.scale_attn_by_inverse_layer_idx:
             self.scaling /= layer_idx + 1
-        self.upcast = config.reorder_and_upcast_attn
-        self.attend = get_attention(config.attn_implementation)
-        self.c_attn = Conv1D(config.n_embd, 3 * config.n_embd)
-        self.c_proj = Conv1D(config.n_embd, config.n_embd)
-        self.attn_dropout = config.attn_pdrop
-        self.resid_dropout = nn.Dropout(config.resid_pdrop)
+        self.upcast: bool = config.reorder_and_upcast_attn
+        self.attend: AttentionFn = get_attention(config.attn_implementation)
+        self.c_attn: Conv1D = Conv1D(config.n_embd, 3 * config.n_embd)
+        self.c_proj: Conv1D = Conv1D(config.n_embd, config.n_embd)
+        self.attn_dropout: float = config.attn_pdrop
+        self.resid_dropout: nn.Dropout = nn.Dropout(config.resid_pdrop)
 
     def forward(
         self,
@@ -158,10 +158,10 @@ class GPT2MLP(nn.Module):
     def __init__(self, config: GPT2Config) -> None:
         super().__init__()
         inner = config.n_inner if config.n_inner is not None else 4 * config.n_embd
-        self.c_fc = Conv1D(config.n_embd, inner)
-        self.c_proj = Conv1D(inner, config.n_embd)
-        self.act = get_activation(config.activation_function)
-        self.dropout = nn.Dropout(config.resid_pdrop)
+        self.c_fc: Conv1D = Conv1D(config.n_embd, inner)
+        self.c_proj: Conv1D = Conv1D(inner, config.n_embd)
+        self.act: Activation = get_activation(config.activation_function)
+        self.dropout: nn.Dropout = nn.Dropout(config.resid_pdrop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.dropout(self.c_proj(self.act(self.c_fc(x))))
@@ -170,10 +170,10 @@ class GPT2MLP(nn.Module):
 class GPT2Block(nn.Module):
     def __init__(self, config: GPT2Config, layer_idx: int) -> None:
         super().__init__()
-        self.ln_1 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
-        self.attn = GPT2Attention(config, layer_idx)
-        self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
-        self.mlp = GPT2MLP(config)
+        self.ln_1: nn.LayerNorm = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        self.attn: GPT2Attention = GPT2Attention(config, layer_idx)
+        self.ln_2: nn.LayerNorm = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        self.mlp: GPT2MLP = GPT2MLP(config)
 
     def forward(
         self, x: torch.Tensor, mask: torch.Tensor | None, cache: Cache | None, cache_position: torch.Tensor
@@ -186,7 +186,7 @@ class GPT2Block(nn.Module):
 
 
 class GPT2PreTrainedModel(PreTrainedModel):
-    config_class = GPT2Config
+    config_class: ClassVar[type[PretrainedConfig]] = GPT2Config
     base_model_prefix = "transformer"
     _no_split_modules: ClassVar[list[str]] = ["GPT2Block"]
     learned_positions_key: ClassVar[str | None] = "n_positions"  # generate's length limit
@@ -214,17 +214,17 @@ class GPT2Model(GPT2PreTrainedModel):
     def __init__(self, config: GPT2Config) -> None:
         super().__init__(config)
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
-        self.wpe = nn.Embedding(config.n_positions, config.n_embd)
-        self.drop = nn.Dropout(config.embd_pdrop)
-        self.h = nn.ModuleList(GPT2Block(config, i) for i in range(config.n_layer))
-        self.ln_f = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        self.wpe: nn.Embedding = nn.Embedding(config.n_positions, config.n_embd)
+        self.drop: nn.Dropout = nn.Dropout(config.embd_pdrop)
+        self.h: nn.ModuleList = nn.ModuleList(GPT2Block(config, i) for i in range(config.n_layer))
+        self.ln_f: nn.LayerNorm = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.wte
 
     def set_input_embeddings(self, value: nn.Embedding) -> None:
-        self.wte = value
+        self.wte: nn.Embedding = value
 
     def forward(
         self,
@@ -280,8 +280,8 @@ class GPT2LMHeadModel(GPT2PreTrainedModel, GenerationMixin):
 
     def __init__(self, config: GPT2Config) -> None:
         super().__init__(config)
-        self.transformer = GPT2Model(config)
-        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.transformer: GPT2Model = GPT2Model(config)
+        self.lm_head: nn.Linear = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.post_init()
 
     def forward(

@@ -24,8 +24,8 @@ from torch import nn
 from xf_core.errors import XfConfigError
 from xf_load import initialization as init
 from xf_load._decoder import decoder_prologue, keep_logits
-from xf_load.activations import get_activation
-from xf_load.attention import get_attention
+from xf_load.activations import Activation, get_activation
+from xf_load.attention import AttentionFn, get_attention
 from xf_load.cache import Cache
 from xf_load.configuration_utils import PretrainedConfig
 from xf_load.generation import GenerationMixin
@@ -207,7 +207,7 @@ class Qwen2Config(LlamaConfig):
         if not self.use_sliding_window:
             self.sliding_window = None
         if self.layer_types is None:
-            self.layer_types = [
+            self.layer_types: list[str] | None = [
                 "sliding_attention"
                 if self.sliding_window is not None and i >= self.max_window_layers
                 else "full_attention"
@@ -229,7 +229,7 @@ class Qwen3Config(Qwen2Config):
 class LlamaRMSNorm(nn.Module):
     def __init__(self, dim: int, eps: float = 1e-6) -> None:
         super().__init__()
-        self.weight = nn.Parameter(torch.ones(dim))
+        self.weight: nn.Parameter = nn.Parameter(torch.ones(dim))
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -243,21 +243,22 @@ class LlamaAttention(nn.Module):
     def __init__(self, config: LlamaConfig, layer_idx: int) -> None:
         super().__init__()
         self.layer_idx = layer_idx
-        self.n_head, self.n_kv = config.num_attention_heads, config.num_key_value_heads
-        self.head_dim = config.rope_head_dim
-        self.scale = self.head_dim**-0.5
-        self.dropout = config.attention_dropout
-        self.sliding_window = config.layer_sliding_window(layer_idx)
-        self.attention = get_attention(config.attn_implementation)
+        self.n_head: int = config.num_attention_heads
+        self.n_kv: int | None = config.num_key_value_heads
+        self.head_dim: int = config.rope_head_dim
+        self.scale: Any = self.head_dim**-0.5
+        self.dropout: float = config.attention_dropout
+        self.sliding_window: int | None = config.layer_sliding_window(layer_idx)
+        self.attention: AttentionFn = get_attention(config.attn_implementation)
         qkv_bias = config.attention_bias or config.qkv_bias
         H, hs = config.hidden_size, self.head_dim
-        self.q_proj = nn.Linear(H, self.n_head * hs, bias=qkv_bias)
-        self.k_proj = nn.Linear(H, self.n_kv * hs, bias=qkv_bias)
-        self.v_proj = nn.Linear(H, self.n_kv * hs, bias=qkv_bias)
-        self.o_proj = nn.Linear(self.n_head * hs, H, bias=config.attention_bias)
+        self.q_proj: nn.Linear = nn.Linear(H, self.n_head * hs, bias=qkv_bias)
+        self.k_proj: nn.Linear = nn.Linear(H, self.n_kv * hs, bias=qkv_bias)
+        self.v_proj: nn.Linear = nn.Linear(H, self.n_kv * hs, bias=qkv_bias)
+        self.o_proj: nn.Linear = nn.Linear(self.n_head * hs, H, bias=config.attention_bias)
         if config.qk_norm:
-            self.q_norm = LlamaRMSNorm(hs, eps=config.rms_norm_eps)
-            self.k_norm = LlamaRMSNorm(hs, eps=config.rms_norm_eps)
+            self.q_norm: LlamaRMSNorm = LlamaRMSNorm(hs, eps=config.rms_norm_eps)
+            self.k_norm: LlamaRMSNorm = LlamaRMSNorm(hs, eps=config.rms_norm_eps)
 
     def forward(
         self,
@@ -288,10 +289,10 @@ class LlamaMLP(nn.Module):
     def __init__(self, config: LlamaConfig) -> None:
         super().__init__()
         H, inner, bias = config.hidden_size, config.intermediate_size, config.mlp_bias
-        self.gate_proj = nn.Linear(H, inner, bias=bias)
-        self.up_proj = nn.Linear(H, inner, bias=bias)
-        self.down_proj = nn.Linear(inner, H, bias=bias)
-        self.act = get_activation(config.hidden_act)
+        self.gate_proj: nn.Linear = nn.Linear(H, inner, bias=bias)
+        self.up_proj: nn.Linear = nn.Linear(H, inner, bias=bias)
+        self.down_proj: nn.Linear = nn.Linear(inner, H, bias=bias)
+        self.act: Activation = get_activation(config.hidden_act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.down_proj(self.act(self.gate_proj(x)) * self.up_proj(x))
@@ -300,19 +301,28 @@ class LlamaMLP(nn.Module):
 class LlamaDecoderLayer(nn.Module):
     def __init__(self, config: LlamaConfig, layer_idx: int) -> None:
         super().__init__()
-        self.input_layernorm = LlamaRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
-        self.self_attn = LlamaAttention(config, layer_idx)
-        self.post_attention_layernorm = LlamaRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
-        self.mlp = LlamaMLP(config)
+        self.input_layernorm: LlamaRMSNorm = LlamaRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+        self.self_attn: LlamaAttention = LlamaAttention(config, layer_idx)
+        self.post_attention_layernorm: LlamaRMSNorm = LlamaRMSNorm(
+            config.hidden_size, eps=config.rms_norm_eps
+        )
+        self.mlp: LlamaMLP = LlamaMLP(config)
 
-    def forward(self, x, rope, mask, cache, cache_position) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        rope: tuple[torch.Tensor, torch.Tensor],
+        mask: torch.Tensor | None,
+        cache: Cache | None,
+        cache_position: torch.Tensor,
+    ) -> torch.Tensor:
         x = x + self.self_attn(self.input_layernorm(x), rope, mask, cache, cache_position)
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
 # ---- models -----------------------------------------------------------------------------------------------
 class LlamaPreTrainedModel(PreTrainedModel):
-    config_class = LlamaConfig
+    config_class: ClassVar[type[PretrainedConfig]] = LlamaConfig
     base_model_prefix = "model"
     _no_split_modules: ClassVar[list[str]] = ["LlamaDecoderLayer"]
 
@@ -334,13 +344,15 @@ class LlamaModel(LlamaPreTrainedModel):
 
     def __init__(self, config: LlamaConfig) -> None:
         super().__init__(config)
-        self.padding_idx = config.pad_token_id
+        self.padding_idx: int | None = config.pad_token_id
         self.embed_tokens = nn.Embedding(
             config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id
         )
-        self.layers = nn.ModuleList(LlamaDecoderLayer(config, i) for i in range(config.num_hidden_layers))
-        self.norm = LlamaRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
-        self.rotary_emb = RotaryEmbedding(
+        self.layers: nn.ModuleList = nn.ModuleList(
+            LlamaDecoderLayer(config, i) for i in range(config.num_hidden_layers)
+        )
+        self.norm: LlamaRMSNorm = LlamaRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+        self.rotary_emb: RotaryEmbedding = RotaryEmbedding(
             config.rope_parameters,
             head_dim=config.rope_head_dim,
             max_position_embeddings=config.max_position_embeddings,
@@ -351,7 +363,7 @@ class LlamaModel(LlamaPreTrainedModel):
         return self.embed_tokens
 
     def set_input_embeddings(self, value: nn.Embedding) -> None:
-        self.embed_tokens = value
+        self.embed_tokens: nn.Embedding = value
 
     def forward(
         self,
@@ -402,8 +414,8 @@ class LlamaForCausalLM(LlamaPreTrainedModel, GenerationMixin):
 
     def __init__(self, config: LlamaConfig) -> None:
         super().__init__(config)
-        self.model = LlamaModel(config)
-        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.model: LlamaModel = LlamaModel(config)
+        self.lm_head: nn.Linear = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
 
     def forward(
@@ -447,9 +459,9 @@ class LlamaForSequenceClassification(LlamaPreTrainedModel):
 
     def __init__(self, config: LlamaConfig) -> None:
         super().__init__(config)
-        self.num_labels = config.num_labels
-        self.model = LlamaModel(config)
-        self.score = nn.Linear(config.hidden_size, config.num_labels, bias=False)
+        self.num_labels: int = config.num_labels
+        self.model: LlamaModel = LlamaModel(config)
+        self.score: nn.Linear = nn.Linear(config.hidden_size, config.num_labels, bias=False)
         self.post_init()
 
     def forward(
@@ -502,36 +514,36 @@ class LlamaForSequenceClassification(LlamaPreTrainedModel):
 
 # ---- variants: the same modules, each with its own config class (its model_type) ------------------------
 class MistralModel(LlamaModel):
-    config_class = MistralConfig
+    config_class: ClassVar[type[PretrainedConfig]] = MistralConfig
 
 
 class MistralForCausalLM(LlamaForCausalLM):
-    config_class = MistralConfig
+    config_class: ClassVar[type[PretrainedConfig]] = MistralConfig
 
 
 class MistralForSequenceClassification(LlamaForSequenceClassification):
-    config_class = MistralConfig
+    config_class: ClassVar[type[PretrainedConfig]] = MistralConfig
 
 
 class Qwen2Model(LlamaModel):
-    config_class = Qwen2Config
+    config_class: ClassVar[type[PretrainedConfig]] = Qwen2Config
 
 
 class Qwen2ForCausalLM(LlamaForCausalLM):
-    config_class = Qwen2Config
+    config_class: ClassVar[type[PretrainedConfig]] = Qwen2Config
 
 
 class Qwen2ForSequenceClassification(LlamaForSequenceClassification):
-    config_class = Qwen2Config
+    config_class: ClassVar[type[PretrainedConfig]] = Qwen2Config
 
 
 class Qwen3Model(LlamaModel):
-    config_class = Qwen3Config
+    config_class: ClassVar[type[PretrainedConfig]] = Qwen3Config
 
 
 class Qwen3ForCausalLM(LlamaForCausalLM):
-    config_class = Qwen3Config
+    config_class: ClassVar[type[PretrainedConfig]] = Qwen3Config
 
 
 class Qwen3ForSequenceClassification(LlamaForSequenceClassification):
-    config_class = Qwen3Config
+    config_class: ClassVar[type[PretrainedConfig]] = Qwen3Config

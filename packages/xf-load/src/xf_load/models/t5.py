@@ -32,8 +32,8 @@ from torch import nn
 from xf_core.errors import XfConfigError, XfValueError
 from xf_load import initialization as init
 from xf_load._decoder import check_input_shape, check_token_ids, decoder_prologue, keep_logits
-from xf_load.activations import get_activation
-from xf_load.attention import get_attention
+from xf_load.activations import Activation, get_activation
+from xf_load.attention import AttentionFn, get_attention
 from xf_load.cache import Cache, DynamicCache, EncoderDecoderCache
 from xf_load.configuration_utils import PretrainedConfig
 from xf_load.generation import GenerationMixin
@@ -162,7 +162,7 @@ class T5LayerNorm(nn.Module):
 
     def __init__(self, hidden_size: int, eps: float = 1e-6) -> None:
         super().__init__()
-        self.weight = nn.Parameter(torch.ones(hidden_size))
+        self.weight: nn.Parameter = nn.Parameter(torch.ones(hidden_size))
         self.variance_epsilon = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -214,19 +214,19 @@ class T5Attention(nn.Module):
         super().__init__()
         self.is_decoder = is_decoder
         self.layer_idx = layer_idx
-        self.n_heads = config.num_heads
-        self.d_kv = config.d_kv
+        self.n_heads: int = config.num_heads
+        self.d_kv: int = config.d_kv
         inner = config.num_heads * config.d_kv
-        self.q = nn.Linear(config.d_model, inner, bias=False)
-        self.k = nn.Linear(config.d_model, inner, bias=False)
-        self.v = nn.Linear(config.d_model, inner, bias=False)
-        self.o = nn.Linear(inner, config.d_model, bias=False)
-        self.num_buckets = config.relative_attention_num_buckets
-        self.max_distance = config.relative_attention_max_distance
+        self.q: nn.Linear = nn.Linear(config.d_model, inner, bias=False)
+        self.k: nn.Linear = nn.Linear(config.d_model, inner, bias=False)
+        self.v: nn.Linear = nn.Linear(config.d_model, inner, bias=False)
+        self.o: nn.Linear = nn.Linear(inner, config.d_model, bias=False)
+        self.num_buckets: int = config.relative_attention_num_buckets
+        self.max_distance: int = config.relative_attention_max_distance
         if has_relative_attention_bias:
-            self.relative_attention_bias = nn.Embedding(self.num_buckets, config.num_heads)
-        self.dropout = config.dropout_rate
-        self.attend = get_attention(config.attn_implementation)
+            self.relative_attention_bias: nn.Embedding = nn.Embedding(self.num_buckets, config.num_heads)
+        self.dropout: float = config.dropout_rate
+        self.attend: AttentionFn = get_attention(config.attn_implementation)
 
     def compute_bias(self, query_positions: torch.Tensor, key_length: int) -> torch.Tensor:
         """(1, nh, T, S) bias for queries at ``query_positions`` (T,) over keys 0 .. key_length - 1."""
@@ -274,10 +274,10 @@ class T5Attention(nn.Module):
 class T5DenseActDense(nn.Module):
     def __init__(self, config: T5Config) -> None:
         super().__init__()
-        self.wi = nn.Linear(config.d_model, config.d_ff, bias=False)
-        self.wo = nn.Linear(config.d_ff, config.d_model, bias=False)
-        self.dropout = nn.Dropout(config.dropout_rate)
-        self.act = get_activation(config.dense_act_fn)
+        self.wi: nn.Linear = nn.Linear(config.d_model, config.d_ff, bias=False)
+        self.wo: nn.Linear = nn.Linear(config.d_ff, config.d_model, bias=False)
+        self.dropout: nn.Dropout = nn.Dropout(config.dropout_rate)
+        self.act: Activation = get_activation(config.dense_act_fn)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.dropout(self.act(self.wi(x)))
@@ -287,11 +287,11 @@ class T5DenseActDense(nn.Module):
 class T5DenseGatedActDense(nn.Module):
     def __init__(self, config: T5Config) -> None:
         super().__init__()
-        self.wi_0 = nn.Linear(config.d_model, config.d_ff, bias=False)
-        self.wi_1 = nn.Linear(config.d_model, config.d_ff, bias=False)
-        self.wo = nn.Linear(config.d_ff, config.d_model, bias=False)
-        self.dropout = nn.Dropout(config.dropout_rate)
-        self.act = get_activation(config.dense_act_fn)
+        self.wi_0: nn.Linear = nn.Linear(config.d_model, config.d_ff, bias=False)
+        self.wi_1: nn.Linear = nn.Linear(config.d_model, config.d_ff, bias=False)
+        self.wo: nn.Linear = nn.Linear(config.d_ff, config.d_model, bias=False)
+        self.dropout: nn.Dropout = nn.Dropout(config.dropout_rate)
+        self.act: Activation = get_activation(config.dense_act_fn)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.dropout(self.act(self.wi_0(x)) * self.wi_1(x))
@@ -301,9 +301,11 @@ class T5DenseGatedActDense(nn.Module):
 class T5LayerFF(nn.Module):
     def __init__(self, config: T5Config) -> None:
         super().__init__()
-        self.DenseReluDense = T5DenseGatedActDense(config) if config.is_gated_act else T5DenseActDense(config)
-        self.layer_norm = T5LayerNorm(config.d_model, eps=config.layer_norm_epsilon)
-        self.dropout = nn.Dropout(config.dropout_rate)
+        self.DenseReluDense: T5DenseGatedActDense | T5DenseActDense = (
+            T5DenseGatedActDense(config) if config.is_gated_act else T5DenseActDense(config)
+        )
+        self.layer_norm: T5LayerNorm = T5LayerNorm(config.d_model, eps=config.layer_norm_epsilon)
+        self.dropout: nn.Dropout = nn.Dropout(config.dropout_rate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return _clamp_fp16(x + self.dropout(self.DenseReluDense(self.layer_norm(x))))
@@ -312,11 +314,11 @@ class T5LayerFF(nn.Module):
 class T5LayerSelfAttention(nn.Module):
     def __init__(self, config: T5Config, *, is_decoder: bool, has_bias: bool, layer_idx: int) -> None:
         super().__init__()
-        self.SelfAttention = T5Attention(
+        self.SelfAttention: T5Attention = T5Attention(
             config, is_decoder=is_decoder, has_relative_attention_bias=has_bias, layer_idx=layer_idx
         )
-        self.layer_norm = T5LayerNorm(config.d_model, eps=config.layer_norm_epsilon)
-        self.dropout = nn.Dropout(config.dropout_rate)
+        self.layer_norm: T5LayerNorm = T5LayerNorm(config.d_model, eps=config.layer_norm_epsilon)
+        self.dropout: nn.Dropout = nn.Dropout(config.dropout_rate)
 
     def forward(
         self,
@@ -333,11 +335,11 @@ class T5LayerSelfAttention(nn.Module):
 class T5LayerCrossAttention(nn.Module):
     def __init__(self, config: T5Config, *, layer_idx: int) -> None:
         super().__init__()
-        self.EncDecAttention = T5Attention(
+        self.EncDecAttention: T5Attention = T5Attention(
             config, is_decoder=True, has_relative_attention_bias=False, layer_idx=layer_idx
         )
-        self.layer_norm = T5LayerNorm(config.d_model, eps=config.layer_norm_epsilon)
-        self.dropout = nn.Dropout(config.dropout_rate)
+        self.layer_norm: T5LayerNorm = T5LayerNorm(config.d_model, eps=config.layer_norm_epsilon)
+        self.dropout: nn.Dropout = nn.Dropout(config.dropout_rate)
 
     def forward(
         self, x: torch.Tensor, encoder_states: torch.Tensor, mask: torch.Tensor | None, cache: Cache | None
@@ -358,7 +360,7 @@ class T5Block(nn.Module):
         if is_decoder:
             layers.append(T5LayerCrossAttention(config, layer_idx=layer_idx))
         layers.append(T5LayerFF(config))
-        self.layer = nn.ModuleList(layers)
+        self.layer: nn.ModuleList = nn.ModuleList(layers)
 
     def forward(
         self,
@@ -387,7 +389,7 @@ def _additive(bias: torch.Tensor, visible: torch.Tensor | None) -> torch.Tensor:
 
 
 class T5PreTrainedModel(PreTrainedModel):
-    config_class = T5Config
+    config_class: ClassVar[type[PretrainedConfig]] = T5Config
     base_model_prefix = ""  # the heads keep shared/encoder/decoder at the top level, as the checkpoints do
     _no_split_modules: ClassVar[list[str]] = ["T5Block"]
     _keys_to_ignore_on_load_unexpected: ClassVar[list[str]] = [
@@ -437,15 +439,17 @@ class T5Stack(T5PreTrainedModel):
         self.is_decoder = is_decoder
         self.embed_tokens = nn.Embedding(config.vocab_size, config.d_model)
         n = config.decoder_layers if is_decoder else config.num_layers
-        self.block = nn.ModuleList(T5Block(config, is_decoder=is_decoder, layer_idx=i) for i in range(n))
-        self.final_layer_norm = T5LayerNorm(config.d_model, eps=config.layer_norm_epsilon)
-        self.dropout = nn.Dropout(config.dropout_rate)
+        self.block: nn.ModuleList = nn.ModuleList(
+            T5Block(config, is_decoder=is_decoder, layer_idx=i) for i in range(n)
+        )
+        self.final_layer_norm: T5LayerNorm = T5LayerNorm(config.d_model, eps=config.layer_norm_epsilon)
+        self.dropout: nn.Dropout = nn.Dropout(config.dropout_rate)
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.embed_tokens
 
     def set_input_embeddings(self, value: nn.Embedding) -> None:
-        self.embed_tokens = value
+        self.embed_tokens: nn.Embedding = value
 
     def _bias_layer(self) -> T5Attention:
         """The first block's self-attention, which owns the stack's relative position bias."""
@@ -551,15 +555,15 @@ class T5Model(T5PreTrainedModel):
     def __init__(self, config: T5Config) -> None:
         super().__init__(config)
         self.shared = nn.Embedding(config.vocab_size, config.d_model)
-        self.encoder = T5Stack(config, is_decoder=False)
-        self.decoder = T5Stack(config, is_decoder=True)
+        self.encoder: T5Stack = T5Stack(config, is_decoder=False)
+        self.decoder: T5Stack = T5Stack(config, is_decoder=True)
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.shared
 
     def set_input_embeddings(self, value: nn.Embedding) -> None:
-        self.shared = value
+        self.shared: nn.Embedding = value
         self.tie_weights()
 
     def get_encoder(self) -> T5Stack:
@@ -608,16 +612,24 @@ class T5ForConditionalGeneration(T5PreTrainedModel, GenerationMixin):
 
     def __init__(self, config: T5Config) -> None:
         super().__init__(config)
-        self.shared = nn.Embedding(config.vocab_size, config.d_model)
-        self.encoder = T5Stack(config, is_decoder=False)
-        self.decoder = T5Stack(config, is_decoder=True)
-        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        self.shared: nn.Embedding = nn.Embedding(config.vocab_size, config.d_model)
+        self.encoder: T5Stack = T5Stack(config, is_decoder=False)
+        self.decoder: T5Stack = T5Stack(config, is_decoder=True)
+        self.lm_head: nn.Linear = nn.Linear(config.d_model, config.vocab_size, bias=False)
         self.post_init()
 
-    get_input_embeddings = T5Model.get_input_embeddings
-    set_input_embeddings = T5Model.set_input_embeddings
-    get_encoder = T5Model.get_encoder
-    get_decoder = T5Model.get_decoder
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.shared
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.shared = value
+        self.tie_weights()
+
+    def get_encoder(self) -> T5Stack:
+        return self.encoder
+
+    def get_decoder(self) -> T5Stack:
+        return self.decoder
 
     def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
         return shift_tokens_right(
@@ -686,13 +698,19 @@ class T5EncoderModel(T5PreTrainedModel):
 
     def __init__(self, config: T5Config) -> None:
         super().__init__(config)
-        self.shared = nn.Embedding(config.vocab_size, config.d_model)
-        self.encoder = T5Stack(config, is_decoder=False)
+        self.shared: nn.Embedding = nn.Embedding(config.vocab_size, config.d_model)
+        self.encoder: T5Stack = T5Stack(config, is_decoder=False)
         self.post_init()
 
-    get_input_embeddings = T5Model.get_input_embeddings
-    set_input_embeddings = T5Model.set_input_embeddings
-    get_encoder = T5Model.get_encoder
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.shared
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.shared = value
+        self.tie_weights()
+
+    def get_encoder(self) -> T5Stack:
+        return self.encoder
 
     def forward(
         self,

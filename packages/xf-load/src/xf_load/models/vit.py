@@ -24,8 +24,8 @@ from torch import nn
 
 from xf_core.errors import XfConfigError, XfValueError
 from xf_load import initialization as init
-from xf_load.activations import get_activation
-from xf_load.attention import get_attention
+from xf_load.activations import Activation, get_activation
+from xf_load.attention import AttentionFn, get_attention
 from xf_load.configuration_utils import PretrainedConfig
 from xf_load.heads import HeadKind
 from xf_load.losses import sequence_classification_loss
@@ -137,7 +137,9 @@ class ViTPatchEmbeddings(nn.Module):
     def __init__(self, config: ViTConfig) -> None:
         super().__init__()
         p = config.patch_size
-        self.projection = nn.Conv2d(config.num_channels, config.hidden_size, kernel_size=p, stride=p)
+        self.projection: nn.Conv2d = nn.Conv2d(
+            config.num_channels, config.hidden_size, kernel_size=p, stride=p
+        )
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         return self.projection(pixel_values).flatten(2).transpose(1, 2)  # (B, C, h, w) -> (B, h*w, C)
@@ -148,10 +150,12 @@ class ViTEmbeddings(nn.Module):
         super().__init__()
         num_patches = (config.image_size // config.patch_size) ** 2
         self.config = config
-        self.cls_token = nn.Parameter(torch.empty(1, 1, config.hidden_size))
-        self.patch_embeddings = ViTPatchEmbeddings(config)
-        self.position_embeddings = nn.Parameter(torch.empty(1, num_patches + 1, config.hidden_size))
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.cls_token: nn.Parameter = nn.Parameter(torch.empty(1, 1, config.hidden_size))
+        self.patch_embeddings: ViTPatchEmbeddings = ViTPatchEmbeddings(config)
+        self.position_embeddings: nn.Parameter = nn.Parameter(
+            torch.empty(1, num_patches + 1, config.hidden_size)
+        )
+        self.dropout: nn.Dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, pixel_values: torch.Tensor, interpolate_pos_encoding: bool = False) -> torch.Tensor:
         B, _, H, W = pixel_values.shape
@@ -167,13 +171,13 @@ class ViTEmbeddings(nn.Module):
 class ViTSelfAttention(nn.Module):
     def __init__(self, config: ViTConfig) -> None:
         super().__init__()
-        self.n_head = config.num_attention_heads
-        self.head_dim = config.hidden_size // config.num_attention_heads
-        self.query = nn.Linear(config.hidden_size, config.hidden_size, bias=config.qkv_bias)
-        self.key = nn.Linear(config.hidden_size, config.hidden_size, bias=config.qkv_bias)
-        self.value = nn.Linear(config.hidden_size, config.hidden_size, bias=config.qkv_bias)
-        self.dropout = config.attention_probs_dropout_prob
-        self.attend = get_attention(config.attn_implementation)
+        self.n_head: int = config.num_attention_heads
+        self.head_dim: int = config.hidden_size // config.num_attention_heads
+        self.query: nn.Linear = nn.Linear(config.hidden_size, config.hidden_size, bias=config.qkv_bias)
+        self.key: nn.Linear = nn.Linear(config.hidden_size, config.hidden_size, bias=config.qkv_bias)
+        self.value: nn.Linear = nn.Linear(config.hidden_size, config.hidden_size, bias=config.qkv_bias)
+        self.dropout: float = config.attention_probs_dropout_prob
+        self.attend: AttentionFn = get_attention(config.attn_implementation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
@@ -192,8 +196,8 @@ class ViTDense(nn.Module):
 
     def __init__(self, config: ViTConfig, in_features: int) -> None:
         super().__init__()
-        self.dense = nn.Linear(in_features, config.hidden_size)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dense: nn.Linear = nn.Linear(in_features, config.hidden_size)
+        self.dropout: nn.Dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.dropout(self.dense(x))
@@ -202,8 +206,8 @@ class ViTDense(nn.Module):
 class ViTAttention(nn.Module):
     def __init__(self, config: ViTConfig) -> None:
         super().__init__()
-        self.attention = ViTSelfAttention(config)
-        self.output = ViTDense(config, config.hidden_size)
+        self.attention: ViTSelfAttention = ViTSelfAttention(config)
+        self.output: ViTDense = ViTDense(config, config.hidden_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.output(self.attention(x))
@@ -212,8 +216,8 @@ class ViTAttention(nn.Module):
 class ViTIntermediate(nn.Module):
     def __init__(self, config: ViTConfig) -> None:
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
-        self.act = get_activation(config.hidden_act)
+        self.dense: nn.Linear = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.act: Activation = get_activation(config.hidden_act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.dense(x))
@@ -222,11 +226,11 @@ class ViTIntermediate(nn.Module):
 class ViTLayer(nn.Module):
     def __init__(self, config: ViTConfig) -> None:
         super().__init__()
-        self.layernorm_before = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.attention = ViTAttention(config)
-        self.layernorm_after = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.intermediate = ViTIntermediate(config)
-        self.output = ViTDense(config, config.intermediate_size)
+        self.layernorm_before: nn.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.attention: ViTAttention = ViTAttention(config)
+        self.layernorm_after: nn.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.intermediate: ViTIntermediate = ViTIntermediate(config)
+        self.output: ViTDense = ViTDense(config, config.intermediate_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attention(self.layernorm_before(x))
@@ -236,15 +240,15 @@ class ViTLayer(nn.Module):
 class ViTEncoder(nn.Module):
     def __init__(self, config: ViTConfig) -> None:
         super().__init__()
-        self.layer = nn.ModuleList(ViTLayer(config) for _ in range(config.num_hidden_layers))
+        self.layer: nn.ModuleList = nn.ModuleList(ViTLayer(config) for _ in range(config.num_hidden_layers))
 
 
 class ViTPooler(nn.Module):
     def __init__(self, config: ViTConfig) -> None:
         super().__init__()
         assert config.pooler_output_size is not None  # set by ViTConfig.validate
-        self.dense = nn.Linear(config.hidden_size, config.pooler_output_size)
-        self.act = get_activation(config.pooler_act, key="pooler_act")
+        self.dense: nn.Linear = nn.Linear(config.hidden_size, config.pooler_output_size)
+        self.act: Activation = get_activation(config.pooler_act, key="pooler_act")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.dense(x[:, 0]))  # the first ([CLS]) token
@@ -261,7 +265,7 @@ class ImageClassifierOutput(ModelOutput):
 
 
 class ViTPreTrainedModel(PreTrainedModel):
-    config_class = ViTConfig
+    config_class: ClassVar[type[PretrainedConfig]] = ViTConfig
     base_model_prefix = "vit"
     main_input_name: ClassVar[str] = "pixel_values"
     _no_split_modules: ClassVar[list[str]] = ["ViTEmbeddings", "ViTLayer"]
@@ -286,10 +290,10 @@ class ViTModel(ViTPreTrainedModel):
 
     def __init__(self, config: ViTConfig, add_pooling_layer: bool = True) -> None:
         super().__init__(config)
-        self.embeddings = ViTEmbeddings(config)
-        self.encoder = ViTEncoder(config)
-        self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.pooler = ViTPooler(config) if add_pooling_layer else None
+        self.embeddings: ViTEmbeddings = ViTEmbeddings(config)
+        self.encoder: ViTEncoder = ViTEncoder(config)
+        self.layernorm: nn.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.pooler: ViTPooler | None = ViTPooler(config) if add_pooling_layer else None
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Module:
@@ -332,7 +336,7 @@ class ViTForImageClassification(ViTPreTrainedModel):
 
     def __init__(self, config: ViTConfig) -> None:
         super().__init__(config)
-        self.vit = ViTModel(config, add_pooling_layer=False)
+        self.vit: ViTModel = ViTModel(config, add_pooling_layer=False)
         self.classifier: nn.Module = (
             nn.Linear(config.hidden_size, config.num_labels) if config.num_labels > 0 else nn.Identity()
         )
