@@ -115,3 +115,19 @@ def test_args_file_gives_defaults_that_the_command_line_overrides(tmp_path):
 def test_non_dataclass_is_rejected():
     with pytest.raises(XfValueError, match="not a dataclass"):
         ArgumentParser([int])
+
+
+@dataclass
+class WithDict:
+    options: dict[str, object] | None = None
+
+
+def test_a_dict_field_takes_a_json_object(capsys):
+    parser = ArgumentParser(WithDict)
+    (args,) = parser.parse_args_into_dataclasses(["--options", '{"use_reentrant": false}'])
+    assert args.options == {"use_reentrant": False}
+    assert parser.parse_args_into_dataclasses([]) == (WithDict(),)
+    for bad in ("[1, 2]", "{nope"):
+        with pytest.raises(SystemExit):
+            parser.parse_args_into_dataclasses(["--options", bad])
+        assert "--options" in capsys.readouterr().err

@@ -68,6 +68,19 @@ def _choices_kwargs(tp: Any) -> dict[str, Any] | None:
     return None
 
 
+def _parse_json_object(value: str) -> dict[str, Any]:
+    """A dict field on the command line: a JSON object, e.g. ``'{"use_reentrant": false}'``."""
+    try:
+        parsed = json.loads(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not JSON ({e}); pass an object like '{{\"key\": 1}}'"
+        ) from e
+    if not isinstance(parsed, dict):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a JSON object; pass one like '{{\"key\": 1}}'")
+    return parsed
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """An ``argparse.ArgumentParser`` whose arguments come from one or more dataclasses."""
 
@@ -139,6 +152,8 @@ class ArgumentParser(argparse.ArgumentParser):
                 kwargs.update(inner_choices)
             else:
                 kwargs["type"] = _parse_bool if inner is bool else inner
+        elif origin is dict or tp is dict:
+            kwargs.update(type=_parse_json_object, metavar="JSON")
         elif tp in (str, int, float, Path) or (isinstance(tp, type) and tp.__module__ != "typing"):
             kwargs["type"] = tp
         else:
