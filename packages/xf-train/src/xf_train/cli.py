@@ -194,6 +194,7 @@ def train_command(cmd: TrainCommandArguments) -> int:
     import inspect
 
     from xf_train import DataCollatorForLanguageModeling, DataCollatorWithPadding, Trainer, TrainingArguments
+    from xf_train._callbacks import PrinterCallback
 
     accepted = set(inspect.signature(model.forward).parameters)
     encode = _encoder(tokenizer, cmd.max_length, accepted, labels)
@@ -233,6 +234,8 @@ def train_command(cmd: TrainCommandArguments) -> int:
         processing_class=tokenizer,
         compute_metrics=_accuracy if classify else None,
     )
+    # stdout holds the summary below; without a progress bar the logs are in logs.jsonl, not printed
+    trainer.remove_callback(PrinterCallback)
     trainer.train(resume_from_checkpoint=resume)
     trainer.save_model()
     lines = [f"model saved to {output_dir}"]
