@@ -543,7 +543,24 @@ class T5Stack(T5PreTrainedModel):
         return state.inputs_embeds, bias, cache, state.cache_position, cache if state.use_cache else None
 
 
-class T5Model(T5PreTrainedModel):
+class _T5SharedEmbeddings(T5PreTrainedModel):
+    """What the models holding ``shared`` (the token embeddings their stacks tie to) and an ``encoder`` share."""
+
+    shared: nn.Embedding
+    encoder: T5Stack
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.shared
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.shared = value
+        self.tie_weights()
+
+    def get_encoder(self) -> T5Stack:
+        return self.encoder
+
+
+class T5Model(_T5SharedEmbeddings):
     """Encoder and decoder; returns the decoder's hidden states."""
 
     head_kind: ClassVar[HeadKind] = HeadKind.BASE
@@ -554,20 +571,10 @@ class T5Model(T5PreTrainedModel):
 
     def __init__(self, config: T5Config) -> None:
         super().__init__(config)
-        self.shared = nn.Embedding(config.vocab_size, config.d_model)
+        self.shared: nn.Embedding = nn.Embedding(config.vocab_size, config.d_model)
         self.encoder: T5Stack = T5Stack(config, is_decoder=False)
         self.decoder: T5Stack = T5Stack(config, is_decoder=True)
         self.post_init()
-
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.shared
-
-    def set_input_embeddings(self, value: nn.Embedding) -> None:
-        self.shared: nn.Embedding = value
-        self.tie_weights()
-
-    def get_encoder(self) -> T5Stack:
-        return self.encoder
 
     def get_decoder(self) -> T5Stack:
         return self.decoder
@@ -603,7 +610,7 @@ class T5Model(T5PreTrainedModel):
         )
 
 
-class T5ForConditionalGeneration(T5PreTrainedModel, GenerationMixin):
+class T5ForConditionalGeneration(_T5SharedEmbeddings, GenerationMixin):
     """T5 with its LM head: text to text. ``labels`` give the loss (teacher forcing, no shift in the loss)."""
 
     head_kind: ClassVar[HeadKind] = HeadKind.SEQ2SEQ_LM
@@ -617,16 +624,6 @@ class T5ForConditionalGeneration(T5PreTrainedModel, GenerationMixin):
         self.decoder: T5Stack = T5Stack(config, is_decoder=True)
         self.lm_head: nn.Linear = nn.Linear(config.d_model, config.vocab_size, bias=False)
         self.post_init()
-
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.shared
-
-    def set_input_embeddings(self, value: nn.Embedding) -> None:
-        self.shared = value
-        self.tie_weights()
-
-    def get_encoder(self) -> T5Stack:
-        return self.encoder
 
     def get_decoder(self) -> T5Stack:
         return self.decoder
@@ -689,7 +686,7 @@ class T5ForConditionalGeneration(T5PreTrainedModel, GenerationMixin):
         )
 
 
-class T5EncoderModel(T5PreTrainedModel):
+class T5EncoderModel(_T5SharedEmbeddings):
     """The encoder alone (sentence-T5, Flan-T5 as a text encoder)."""
 
     head_kind: ClassVar[HeadKind] = HeadKind.BASE
@@ -701,16 +698,6 @@ class T5EncoderModel(T5PreTrainedModel):
         self.shared: nn.Embedding = nn.Embedding(config.vocab_size, config.d_model)
         self.encoder: T5Stack = T5Stack(config, is_decoder=False)
         self.post_init()
-
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.shared
-
-    def set_input_embeddings(self, value: nn.Embedding) -> None:
-        self.shared = value
-        self.tie_weights()
-
-    def get_encoder(self) -> T5Stack:
-        return self.encoder
 
     def forward(
         self,
