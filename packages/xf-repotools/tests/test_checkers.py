@@ -379,3 +379,30 @@ def test_root_defaults_to_the_git_top_level(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path / "pkg" / "sub")
     assert main(["check", "copies"]) == 1
     assert "pkg/sub/a.py:1: copied from pkg.nope.Thing" in capsys.readouterr().out
+
+
+def test_module_size_names_each_long_source_module_and_reads_the_limit(tmp_path, capsys):
+    write_files(
+        tmp_path,
+        {
+            "packages/xa/src/xa/__init__.py": "",
+            "packages/xa/src/xa/ok.py": "x = 1\n" * 600,
+            "packages/xa/src/xa/sub/long.py": "x = 1\n" * 601,
+            "packages/xa/tests/test_long.py": "x = 1\n" * 900,  # tests are not source
+            "tools/long.py": "x = 1\n" * 900,
+        },
+    )
+    assert _check(tmp_path, "module-size") == 1
+    out = capsys.readouterr().out
+    assert out.count("module-size") == 1, out
+    assert (
+        "packages/xa/src/xa/sub/long.py:601: module is 601 lines, over the limit of 600; split it by concern"
+        in out
+    )
+    (tmp_path / "packages/xa/src/xa/sub/long.py").write_text("x = 1\n" * 600)
+    assert _check(tmp_path, "module-size") == 0
+    (tmp_path / "pyproject.toml").write_text("[tool.xf-repotools.module-size]\nmax-lines = 500\n")
+    assert _check(tmp_path, "module-size") == 1
+    out = capsys.readouterr().out
+    assert "packages/xa/src/xa/ok.py:501: module is 600 lines, over the limit of 500" in out
+    assert "sub/long.py:501: module is 600 lines" in out

@@ -19,6 +19,7 @@ HOOK_IDS = [
     "xf-check-docstrings",
     "xf-check-init-order",
     "xf-check-modular",
+    "xf-check-module-size",
 ]
 
 

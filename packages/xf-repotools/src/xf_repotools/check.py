@@ -29,6 +29,7 @@ ORDER = {
     "modular": "xf_repotools.modular",
     "layers": "xf_repotools.layers",
     "versions": "xf_repotools.versions",
+    "module-size": "xf_repotools.module_size",
 }
 
 
