@@ -193,6 +193,39 @@ def test_collate_pads_each_key_with_its_own_value_and_unbatch_trims():
     )
 
 
+@pytest.mark.parametrize("side", ["right", "left"])
+@pytest.mark.parametrize("native_left", [True, False])
+def test_collate_pads_like_a_per_item_copy_with_trailing_dims_and_equal_lengths(
+    side, native_left, monkeypatch
+):
+    from xf_pipeline import base
+
+    monkeypatch.setattr(base, "_PAD_SEQUENCE_HAS_SIDE", native_left and base._PAD_SEQUENCE_HAS_SIDE)
+    gen = torch.Generator().manual_seed(0)
+    for lengths in ([4, 1, 7, 3], [5, 5, 5]):
+        chunks = [
+            {
+                "input_ids": torch.randint(1, 50, (1, n), generator=gen),
+                "attention_mask": torch.ones(1, n, dtype=torch.long),
+                "p_mask": torch.zeros(1, n, dtype=torch.long),
+                "boxes": torch.rand(1, n, 4, generator=gen),
+            }
+            for n in lengths
+        ]
+        batch, got_lengths, padded = collate(chunks, pad_token_id=99, padding_side=side)
+        assert got_lengths == lengths and padded == {"input_ids", "attention_mask", "p_mask", "boxes"}
+        width = max(lengths)
+        for key, fill in (("input_ids", 99), ("attention_mask", 0), ("p_mask", 1), ("boxes", 0)):
+            value = batch[key]
+            assert value.shape[:2] == (len(lengths), width) and value.dtype == chunks[0][key].dtype
+            for i, n in enumerate(lengths):
+                row = chunks[i][key][0]
+                own = value[i, width - n :] if side == "left" else value[i, :n]
+                pad = value[i, : width - n] if side == "left" else value[i, n:]
+                assert torch.equal(own, row)
+                assert bool((pad == fill).all())
+
+
 def test_resolve_device():
     assert resolve_device(-1) == torch.device("cpu")
     assert resolve_device(0) == torch.device("cuda", 0)

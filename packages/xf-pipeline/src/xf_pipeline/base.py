@@ -32,6 +32,7 @@ from itertools import islice
 from typing import Any, ClassVar
 
 import torch
+from torch.nn.utils.rnn import pad_sequence
 
 from xf_core import HubOptions
 from xf_pipeline.errors import PipelineParameterError
@@ -39,6 +40,7 @@ from xf_pipeline.errors import PipelineParameterError
 __all__ = ["Pipeline", "collate", "resolve_device", "unbatch"]
 
 _PAD_ONE = frozenset({"special_tokens_mask", "p_mask"})
+_PAD_SEQUENCE_HAS_SIDE = "padding_side" in inspect.signature(pad_sequence).parameters
 
 
 def resolve_device(device: int | str | torch.device | None, model: Any = None) -> torch.device:
@@ -57,10 +59,24 @@ def resolve_device(device: int | str | torch.device | None, model: Any = None) -
     return torch.device(device)
 
 
+def _pad(rows: list[torch.Tensor], fill: int, side: str) -> torch.Tensor:
+    """``rows`` (each ``(T_i, ...)``) stacked into one ``(N, max T_i, ...)`` tensor in one native call,
+    padded with ``fill`` on ``side``."""
+    if all(row.shape[0] == rows[0].shape[0] for row in rows):
+        return torch.stack(rows)
+    if side != "left":
+        return pad_sequence(rows, batch_first=True, padding_value=fill)
+    if _PAD_SEQUENCE_HAS_SIDE:
+        return pad_sequence(rows, batch_first=True, padding_value=fill, padding_side="left")
+    # torch < 2.6: pad the reversed rows on the right, then reverse back.
+    return pad_sequence([row.flip(0) for row in rows], batch_first=True, padding_value=fill).flip(1)
+
+
 def collate(
     chunks: list[dict[str, Any]], *, pad_token_id: int, padding_side: str = "right"
 ) -> tuple[dict[str, Any], list[int], set[str]]:
-    """Stack model-input dicts into one batch, padding each 2+-dim tensor along dim 1 with its key's value.
+    """Stack model-input dicts into one batch, padding each 2+-dim tensor along dim 1 with its key's value
+    (one native ``pad_sequence`` call per key, not a Python loop over the items).
 
     Returns the batch, each chunk's own length (of its padded keys) and the names of the padded keys.
     """
@@ -81,20 +97,13 @@ def collate(
             continue
         lengths = [v.shape[1] for v in values]
         padded.add(key)
-        width = max(lengths)
         if key == "input_ids":
             fill = pad_token_id
         elif key in _PAD_ONE:
             fill = 1
         else:
             fill = 0
-        out = values[0].new_full((len(values), width, *values[0].shape[2:]), fill)
-        for i, v in enumerate(values):
-            if padding_side == "left":
-                out[i, width - v.shape[1] :] = v[0]
-            else:
-                out[i, : v.shape[1]] = v[0]
-        batch[key] = out
+        batch[key] = _pad([v[0] for v in values], fill, padding_side)
     return batch, lengths, padded
 
 
