@@ -266,6 +266,27 @@ def _pad_rows(rows: list[list[Any]], length: int, fill: int, side: str) -> torch
     return torch.tensor(padded, dtype=torch.int64)
 
 
+def _pad_apart_from_labels(
+    collator: DataCollatorForTokenClassification | DataCollatorForSeq2Seq,
+    features: Sequence[Mapping[str, Any]],
+    return_tensors: str,
+) -> tuple[dict[str, Any], str, list[Any] | None]:
+    """The features without their labels padded by ``collator.tokenizer.pad`` with the collator's settings,
+    the labels' key (``label`` or ``labels``) and the labels themselves (None when the features have none)."""
+    name = _label_name(features)
+    labels = [f[name] for f in features] if name in features[0] else None
+    batch = dict(
+        collator.tokenizer.pad(
+            [{k: v for k, v in f.items() if k != name} for f in features],
+            padding=collator.padding,
+            max_length=collator.max_length,
+            pad_to_multiple_of=collator.pad_to_multiple_of,
+            return_tensors=return_tensors,
+        )
+    )
+    return batch, name, labels
+
+
 @dataclass
 class DataCollatorForTokenClassification:
     """Pad the inputs with ``tokenizer.pad`` and the per-token labels (``labels`` or ``label``, kept under
@@ -286,17 +307,7 @@ class DataCollatorForTokenClassification:
     ) -> dict[str, Any]:
         return_tensors = return_tensors or self.return_tensors
         _check_return_tensors("DataCollatorForTokenClassification", return_tensors)
-        name = _label_name(features)
-        labels = [f[name] for f in features] if name in features[0] else None
-        batch = dict(
-            self.tokenizer.pad(
-                [{k: v for k, v in f.items() if k != name} for f in features],
-                padding=self.padding,
-                max_length=self.max_length,
-                pad_to_multiple_of=self.pad_to_multiple_of,
-                return_tensors=return_tensors,
-            )
-        )
+        batch, name, labels = _pad_apart_from_labels(self, features, return_tensors)
         if labels is None:
             return batch
         length = batch["input_ids"].shape[1]
@@ -336,19 +347,9 @@ class DataCollatorForSeq2Seq:
     ) -> dict[str, Any]:
         return_tensors = return_tensors or self.return_tensors
         _check_return_tensors("DataCollatorForSeq2Seq", return_tensors)
-        name = _label_name(features)
-        labels = [f[name] for f in features] if name in features[0] else None
+        batch, _, labels = _pad_apart_from_labels(self, features, return_tensors)
         if labels is not None and all(label is None for label in labels):
             labels = None
-        batch = dict(
-            self.tokenizer.pad(
-                [{k: v for k, v in f.items() if k != name} for f in features],
-                padding=self.padding,
-                max_length=self.max_length,
-                pad_to_multiple_of=self.pad_to_multiple_of,
-                return_tensors=return_tensors,
-            )
-        )
         if labels is None:
             batch["labels"] = None  # transformers' collator returns the key, set to None
             return batch
