@@ -6,8 +6,8 @@ import pytest
 
 from xf_load.auto import FAMILIES
 from xf_load.errors import UnknownModelTypeError
-from xf_load.heads import HeadKind
-from xf_pipeline._registry import HEAD_TASKS, TASKS, task_from_architecture, task_from_model
+from xf_load.heads import HEAD_TASKS, HeadKind
+from xf_pipeline._registry import TASKS, task_from_architecture, task_from_model
 
 # A class listed under two kinds (CLIPModel: zero-shot, and what AutoModel gives) serves the first one listed.
 _FIRST_KIND: dict[str, HeadKind] = {}

@@ -127,8 +127,13 @@ def test_metadata_json_and_csv(tmp_path):
     assert table["qwen2"]["auto_classes"]["AutoModelForCausalLM"] == "Qwen2ForCausalLM"
     assert "fill-mask" in table["bert"]["tasks"] and "text-generation" in table["gpt2"]["tasks"]
     from xf_load.auto import FAMILIES
+    from xf_load.heads import HEAD_TASKS
 
     assert set(table) == set(FAMILIES)
+    # the tasks are xf-load's own head-kind table, read without importing it
+    for model_type, family in FAMILIES.items():
+        assert table[model_type]["tasks"] == sorted({HEAD_TASKS[kind] for kind in family.heads})
+    assert "text2text-generation" in table["t5"]["tasks"]
     assert main(["metadata", str(tmp_path / "m.csv"), "--root", str(ROOT)]) == 0
     rows = list(csv.DictReader((tmp_path / "m.csv").open()))
     assert {"model_type": "gpt2", "head": "causal_lm", "auto_class": "AutoModelForCausalLM"}.items() <= rows[

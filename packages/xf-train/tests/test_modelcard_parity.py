@@ -145,3 +145,18 @@ def test_framework_versions_name_the_installed_libraries():
     versions = dict(framework_versions())
     assert versions["Pytorch"] == torch.__version__ and versions["Tokenizers"] == tokenizers.__version__
     assert "Pytorch" not in dict(framework_versions(source="script"))
+
+
+@pytest.mark.parametrize(
+    ("kind", "task"),
+    [("causal_lm", "text-generation"), ("seq2seq_lm", "text2text-generation"), ("base", None), (None, None)],
+)
+def test_the_task_tag_comes_from_xf_loads_head_kind_table(kind, task, tmp_path):
+    model = SimpleNamespace(config=SimpleNamespace(name_or_path=""), head_kind=kind)
+    trainer = SimpleNamespace(
+        model=model,
+        args=TrainingArguments(output_dir=str(tmp_path / "run")),
+        state=SimpleNamespace(log_history=[]),
+    )
+    summary = TrainingSummary.from_trainer(trainer)  # type: ignore[arg-type]
+    assert summary.tasks == task

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["HeadKind", "architecture_head_kind", "head_kind_of"]
+__all__ = ["HEAD_TASKS", "HeadKind", "architecture_head_kind", "head_kind_of"]
 
 
 class HeadKind(StrEnum):
@@ -28,6 +28,22 @@ class HeadKind(StrEnum):
     SEQ2SEQ_LM = "seq2seq_lm"  # encoder-decoder: decoder logits per label position; labels are not shifted
     IMAGE_CLASSIFICATION = "image_classification"  # one label per image (pixel_values in)
     ZERO_SHOT_IMAGE_CLASSIFICATION = "zero_shot_image_classification"  # image-text similarity logits
+
+
+# The pipeline task each head kind serves by default: what ``pipeline()`` runs for a checkpoint of that kind,
+# the task tag of a model card, the task column of ``xf-repotools metadata``. Keyed by the kinds' values (a
+# HeadKind looks its entry up too) and written as a literal, so tools can read it without importing xf-load.
+HEAD_TASKS: dict[str, str] = {
+    "base": "feature-extraction",
+    "causal_lm": "text-generation",
+    "masked_lm": "fill-mask",
+    "sequence_classification": "text-classification",
+    "token_classification": "token-classification",
+    "question_answering": "question-answering",
+    "seq2seq_lm": "text2text-generation",
+    "image_classification": "image-classification",
+    "zero_shot_image_classification": "zero-shot-image-classification",
+}
 
 
 def head_kind_of(model: object) -> HeadKind | None:

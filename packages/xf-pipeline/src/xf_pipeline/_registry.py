@@ -14,7 +14,6 @@ from xf_pipeline.errors import UnknownTaskError
 __all__ = [
     "ALIASES",
     "DEFAULT_EMBEDDING_MODEL",
-    "HEAD_TASKS",
     "TASKS",
     "TaskSpec",
     "normalize_task",
@@ -101,21 +100,6 @@ ALIASES: dict[str, str] = {
     "qa": "question-answering",
 }
 
-# xf_load.heads.HeadKind (a str enum, so its members look these keys up) -> the task that head serves when no
-# task is given; the kind is read from the model class or, through xf-load's auto tables, from the class
-# names in config.architectures. Keyed by value so that this module does not import xf_load.
-HEAD_TASKS: dict[str, str] = {
-    "base": "feature-extraction",
-    "causal_lm": "text-generation",
-    "masked_lm": "fill-mask",
-    "sequence_classification": "text-classification",
-    "token_classification": "token-classification",
-    "question_answering": "question-answering",
-    "seq2seq_lm": "text2text-generation",
-    "image_classification": "image-classification",
-    "zero_shot_image_classification": "zero-shot-image-classification",
-}
-
 
 _TRANSLATION = re.compile(r"translation_([A-Za-z0-9-]+)_to_([A-Za-z0-9-]+)")
 
@@ -140,7 +124,7 @@ def task_from_architecture(architectures: list[str] | None) -> str:
     that xf-load has; none listed means a bare model, so embeddings. Classes xf-load does not have raise
     UnknownModelTypeError (guessing from the name could load a different head than the checkpoint's)."""
     from xf_load.errors import UnknownModelTypeError
-    from xf_load.heads import architecture_head_kind
+    from xf_load.heads import HEAD_TASKS, architecture_head_kind
 
     if not architectures:
         return "feature-extraction"
@@ -157,7 +141,7 @@ def task_from_architecture(architectures: list[str] | None) -> str:
 
 def task_from_model(model: object) -> str:
     """The task a loaded model serves, from the head kind its class declares (else from its class name)."""
-    from xf_load.heads import head_kind_of
+    from xf_load.heads import HEAD_TASKS, head_kind_of
 
     kind = head_kind_of(model)
     return HEAD_TASKS[kind] if kind is not None else task_from_architecture([type(model).__name__])

@@ -15,9 +15,10 @@ from pathlib import Path
 from xf_repotools._core import Repo
 from xf_repotools.errors import RepoToolsError
 
-__all__ = ["AUTO_FILE", "HEAD_AUTO_CLASS", "HEAD_TASK", "families", "main"]
+__all__ = ["AUTO_FILE", "HEADS_FILE", "HEAD_AUTO_CLASS", "families", "head_tasks", "main"]
 
 AUTO_FILE = "packages/xf-load/src/xf_load/auto.py"
+HEADS_FILE = "packages/xf-load/src/xf_load/heads.py"
 HEAD_AUTO_CLASS = {
     "base": "AutoModel",
     "causal_lm": "AutoModelForCausalLM",
@@ -25,14 +26,6 @@ HEAD_AUTO_CLASS = {
     "sequence_classification": "AutoModelForSequenceClassification",
     "token_classification": "AutoModelForTokenClassification",
     "question_answering": "AutoModelForQuestionAnswering",
-}
-HEAD_TASK = {
-    "base": "feature-extraction",
-    "causal_lm": "text-generation",
-    "masked_lm": "fill-mask",
-    "sequence_classification": "text-classification",
-    "token_classification": "token-classification",
-    "question_answering": "question-answering",
 }
 
 
@@ -52,6 +45,19 @@ def _evaluate(node: ast.expr, helpers: dict[str, ast.FunctionDef]) -> dict[str, 
     return {"module": module, "config": config, "heads": heads}
 
 
+def head_tasks(repo: Repo, heads: str = HEADS_FILE) -> dict[str, str]:
+    """Head kind -> pipeline task: the ``HEAD_TASKS`` dict literal of xf-load's ``heads.py``, read statically."""
+    if not repo.exists(heads):
+        raise RepoToolsError(f"{heads} not found; metadata reads the HEAD_TASKS table of xf-load's heads.py")
+    for node in ast.parse(repo.read(heads)).body:
+        if isinstance(node, ast.AnnAssign) and ast.unparse(node.target) == "HEAD_TASKS" and node.value:
+            try:
+                return dict(ast.literal_eval(node.value))
+            except ValueError as e:
+                raise RepoToolsError(f"{heads}:{node.lineno}: HEAD_TASKS is not a dict literal ({e})") from e
+    raise RepoToolsError(f"{heads}: no HEAD_TASKS dict literal; metadata reads the head kinds' tasks from it")
+
+
 def families(repo: Repo, auto: str = AUTO_FILE) -> dict[str, dict[str, object]]:
     if not repo.exists(auto):
         raise RepoToolsError(f"{auto} not found; metadata reads the FAMILIES table of xf-load's auto.py")
@@ -68,6 +74,7 @@ def families(repo: Repo, auto: str = AUTO_FILE) -> dict[str, dict[str, object]]:
     )
     if not isinstance(table, ast.Dict):
         raise RepoToolsError(f"{auto}: no FAMILIES dict literal")
+    tasks = head_tasks(repo)
     out = {}
     for key, value in zip(table.keys, table.values):
         model_type = ast.literal_eval(key)  # type: ignore[arg-type]
@@ -79,13 +86,15 @@ def families(repo: Repo, auto: str = AUTO_FILE) -> dict[str, dict[str, object]]:
             ) from e
         heads: dict[str, str] = entry["heads"]  # type: ignore[assignment]
         entry["auto_classes"] = {HEAD_AUTO_CLASS.get(h, h): cls for h, cls in heads.items()}
-        entry["tasks"] = sorted({HEAD_TASK[h] for h in heads if h in HEAD_TASK})
+        entry["tasks"] = sorted({tasks[h] for h in heads if h in tasks})
         out[model_type] = entry
     return out
 
 
 def main(root: Path, out: Path) -> int:
-    table = families(Repo.open(root))
+    repo = Repo.open(root)
+    table = families(repo)
+    tasks = head_tasks(repo)
     if out.suffix == ".csv":
         with out.open("w", newline="") as f:
             writer = csv.writer(f)
@@ -100,7 +109,7 @@ def main(root: Path, out: Path) -> int:
                             head,
                             cls,
                             HEAD_AUTO_CLASS.get(head, ""),
-                            HEAD_TASK.get(head, ""),
+                            tasks.get(head, ""),
                         ]
                     )
     else:

@@ -19,6 +19,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from xf_load.heads import HEAD_TASKS, HeadKind
+
 if TYPE_CHECKING:
     from xf_train._trainer import Trainer
 
@@ -45,15 +47,6 @@ TASK_TAG_TO_NAME = {
     "audio-classification": "Audio Classification",
 }
 
-# The task tag of each xf head kind (xf_load.heads.HeadKind values), where transformers maps class names.
-HEAD_TASK = {
-    "causal_lm": "text-generation",
-    "masked_lm": "fill-mask",
-    "sequence_classification": "text-classification",
-    "token_classification": "token-classification",
-    "question_answering": "question-answering",
-    "seq2seq_lm": "text2text-generation",
-}
 
 METRIC_TAGS = (
     "accuracy",
@@ -232,7 +225,8 @@ class TrainingSummary:
         if finetuned_from is None and name_or_path and not os.path.isdir(name_or_path):
             finetuned_from = name_or_path  # a Hub id (a local folder says nothing to a reader)
         if tasks is None:
-            tasks = HEAD_TASK.get(str(getattr(trainer.model, "head_kind", "")))
+            kind = str(getattr(trainer.model, "head_kind", ""))
+            tasks = HEAD_TASKS.get(kind) if kind != HeadKind.BASE else None  # a bare model tags no task
         if model_name is None:
             model_name = Path(str(trainer.args.output_dir)).name
         if not model_name:
