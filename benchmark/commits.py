@@ -66,11 +66,18 @@ def checkout(repo: Path, commit: str, workdir: Path, *, sync: bool) -> Checkout:
 
 
 def run_bench(
-    at: Checkout, bench: str, args: list[str], results: Path, database_url: str | None, round_index: int
+    at: Checkout,
+    bench: str,
+    args: list[str],
+    results: Path,
+    database_url: str | None,
+    round_index: int,
+    benches_from: Path | None = None,
 ) -> bool:
-    """Run one bench at one commit; a non-zero exit is recorded as a failed run (unless the bench's own
-    recorder already did). Returns whether it passed."""
-    script = at.tree / "benchmark" / f"{bench}_bench.py"
+    """Run one bench at one commit (the commit's own script, or the one in ``benches_from``, working on the
+    commit's tree); a non-zero exit is recorded as a failed run (unless the bench's own recorder already did).
+    Returns whether it passed."""
+    script = (benches_from or at.tree / "benchmark") / f"{bench}_bench.py"
     env = {**at.env, "XF_BENCH_RESULTS": str(results), "XF_BENCH_COMMIT": at.sha}
     if database_url:
         env["XF_BENCH_DATABASE_URL"] = database_url
@@ -81,7 +88,7 @@ def run_bench(
         )
         code, stderr = out.returncode, out.stderr
     else:
-        code, stderr = 2, f"{script.relative_to(at.tree)} does not exist at {at.sha}"
+        code, stderr = 2, f"{script.name} does not exist in {script.parent} (commit {at.sha})"
     if code == 0:
         return True
     new = [r for r in read_results(results)["benchmarks"] if r["benchmark_id"] not in before]
@@ -200,6 +207,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--repo", type=Path, default=ROOT, help="git repository (default: this one)")
     parser.add_argument(
+        "--benches-from",
+        type=Path,
+        help="run the bench scripts of this folder (e.g. benchmark) at every commit, instead of each commit's "
+        "own: for commits whose scripts predate the recorder or take other arguments",
+    )
+    parser.add_argument(
         "--no-sync", dest="sync", action="store_false", help="use this venv, not a synced one"
     )
     args = parser.parse_args(argv)
@@ -210,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         commits.insert(0, args.baseline)
     bench_args = shlex.split(args.bench_args)
     repo = args.repo.resolve()
+    benches_from = args.benches_from.resolve() if args.benches_from else None
     with tempfile.TemporaryDirectory(prefix="xf-bench-") as tmp:
         results = args.results or Path(tmp) / "results"
         results.mkdir(parents=True, exist_ok=True)
@@ -222,7 +236,9 @@ def main(argv: list[str] | None = None) -> int:
                 rotation = round_index % len(trees)
                 for bench in args.benches:
                     for at in trees[rotation:] + trees[:rotation]:  # alternate which commit goes first
-                        run_bench(at, bench, bench_args, results, args.database_url, round_index)
+                        run_bench(
+                            at, bench, bench_args, results, args.database_url, round_index, benches_from
+                        )
             print(
                 f"{args.rounds} round(s) of {len(args.benches)} bench(es) at {len(trees)} commit(s) "
                 f"in {time.perf_counter() - start:.1f} s; results in {results}\n"

@@ -32,9 +32,55 @@ __all__ = [
     "peak_rss_bytes",
     "ratio_table",
     "read_results",
+    "sample_texts",
 ]
 
 Metrics = dict[str, float]
+
+# Short English words, the default vocabulary of sample_texts (the text benches share it).
+WORDS = [
+    "the",
+    "a",
+    "of",
+    "and",
+    "to",
+    "in",
+    "is",
+    "was",
+    "for",
+    "on",
+    "that",
+    "with",
+    "as",
+    "by",
+    "at",
+    "from",
+    "model",
+    "language",
+    "fast",
+    "pipeline",
+    "sentence",
+    "embedding",
+    "search",
+    "query",
+    "document",
+    "cat",
+    "dog",
+    "market",
+    "city",
+    "river",
+    "music",
+    "science",
+    "history",
+]
+
+
+def sample_texts(n: int, *, max_words: int, words: Sequence[str] = WORDS, seed: int = 0) -> list[str]:
+    """``n`` texts of 4 to ``max_words`` words drawn from ``words``; the same every run for a given seed."""
+    import random
+
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(words) for _ in range(rng.randint(4, max_words))) for _ in range(n)]
 
 
 def fresh_process(fn: Callable[..., Any], *args: Any) -> Any:

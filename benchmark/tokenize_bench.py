@@ -17,14 +17,11 @@ transformers'.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.resources
-import multiprocessing
-import random
-import statistics
 import time
-from concurrent.futures import ProcessPoolExecutor
 
-from metrics import MetricsRecorder  # benchmark/ is on sys.path: this file runs as a script
+from harness import MetricsRecorder, alternate, medians, sample_texts  # benchmark/ is on sys.path
 
 CONTENDERS = ("xf", "transformers", "tokenizers")
 WORDS = [
@@ -74,8 +71,7 @@ WORDS = [
 
 
 def sentences(n: int) -> list[str]:
-    rng = random.Random(0)
-    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 60))) for _ in range(n)]
+    return sample_texts(n, max_words=60, words=WORDS)
 
 
 def run_once(contender: str, model: str, n: int, repeats: int) -> dict[str, float]:
@@ -139,18 +135,10 @@ def main() -> None:
 
 
 def run(args: argparse.Namespace, recorder: MetricsRecorder) -> None:
-    results: dict[str, list[dict[str, float]]] = {c: [] for c in CONTENDERS}
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=1, mp_context=context, max_tasks_per_child=1) as pool:
-        for round_index in range(args.rounds):
-            order = CONTENDERS[round_index % 3 :] + CONTENDERS[: round_index % 3]  # alternate who goes first
-            for contender in order:
-                results[contender].append(
-                    pool.submit(run_once, contender, args.model, args.sentences, args.repeats).result()
-                )
-
+    measure = functools.partial(run_once, model=args.model, n=args.sentences, repeats=args.repeats)
+    results = alternate(CONTENDERS, args.rounds, measure)  # each run in a fresh interpreter, order rotating
     recorder.record_all(results, sentences=args.sentences)
-    med = {c: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for c, runs in results.items()}
+    med = medians(results)
     print(f"{args.sentences} sentences, padding+truncation to 128, {args.rounds} rounds, medians:")
     for contender in CONTENDERS:
         m = med[contender]

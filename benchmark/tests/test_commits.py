@@ -153,3 +153,25 @@ def test_the_regression_gate_fails_past_the_threshold_only(fixture_repo, tmp_pat
     assert f"speed xf tokens_per_s [size=small] at {second}: 0.500x of {first}" not in out  # exactly 50 %
     assert commits.main([*argv, "--threshold", "1.5", "--results", str(tmp_path / "b")]) == 0
     assert "regression past" not in capsys.readouterr().out
+
+
+CWD_SPEED_BENCH = """
+from pathlib import Path
+from metrics import MetricsRecorder
+
+work = float((Path.cwd() / "benchmark" / "speed.txt").read_text())  # the commit's tree, not this folder
+with MetricsRecorder("cwdspeed", sample_interval=None) as recorder:
+    recorder.record("xf", {"work_s": work})
+"""
+
+
+@pytest.mark.skipif(UV is None, reason="needs uv")
+def test_benches_from_runs_one_folders_script_at_every_commit(fixture_repo, tmp_path, capsys):
+    repo, _ = fixture_repo
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    shutil.copy(BENCH / "metrics.py", scripts / "metrics.py")
+    (scripts / "cwdspeed_bench.py").write_text(CWD_SPEED_BENCH)  # exists at neither commit
+    argv = ["--repo", str(repo), "--commits", "HEAD~1", "HEAD", "--benches", "cwdspeed", "--no-sync"]
+    assert commits.main([*argv, "--benches-from", str(scripts), "--results", str(tmp_path / "r")]) == 0
+    assert "| cwdspeed |  | xf | work_s | 1 | 2 | 2.000 |" in capsys.readouterr().out
