@@ -7,7 +7,7 @@ from typing import Any
 from xf_pipeline._common import check_choice, id2label, output_field
 from xf_pipeline._image_common import ImagePipeline
 from xf_pipeline._math import CLASSIFICATION_FUNCTIONS, apply_function
-from xf_pipeline.errors import PipelineInputError, PipelineParameterError
+from xf_pipeline.errors import PipelineParameterError
 
 __all__ = ["ImageClassificationPipeline"]
 
@@ -37,18 +37,6 @@ class ImageClassificationPipeline(ImagePipeline):
                 self.task, "function_to_apply", function_to_apply, CLASSIFICATION_FUNCTIONS
             )
         return {}, {}, post
-
-    def preprocess(self, item: Any) -> dict[str, Any]:
-        return self.preprocess_batch([item])[0]
-
-    def preprocess_batch(self, items: list[Any]) -> list[dict[str, Any]]:
-        for i, item in enumerate(items):
-            if isinstance(item, dict):
-                raise PipelineInputError(
-                    f"{self.task} takes images, not a dict (input {i}); pass the path or the image itself.",
-                    task=self.task,
-                )
-        return [{"pixel_values": pixels} for pixels in self.pixel_values(items)]
 
     def _forward(self, batch: dict[str, Any]) -> dict[str, Any]:
         pixels = batch["pixel_values"].to(self.model_dtype())

@@ -107,5 +107,18 @@ class ImagePipeline(Pipeline):
                 arrays = list(pool.map(process, images, range(len(images))))
         return [torch.from_numpy(array)[None] for array in arrays]
 
+    def preprocess(self, item: Any) -> dict[str, Any]:
+        return self.preprocess_batch([item])[0]
+
+    def preprocess_batch(self, items: list[Any]) -> list[dict[str, Any]]:
+        """``{"pixel_values": (1, C, H, W)}`` per image (a task taking more than images overrides this)."""
+        for i, item in enumerate(items):
+            if isinstance(item, dict):
+                raise PipelineInputError(
+                    f"{self.task} takes images, not a dict (input {i}); pass the path or the image itself.",
+                    task=self.task,
+                )
+        return [{"pixel_values": pixels} for pixels in self.pixel_values(items)]
+
     def model_dtype(self) -> torch.dtype:
         return getattr(self.model, "dtype", torch.float32)

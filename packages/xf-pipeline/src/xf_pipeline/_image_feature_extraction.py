@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from xf_pipeline._image_common import ImagePipeline
-from xf_pipeline.errors import PipelineInputError, PipelineParameterError
+from xf_pipeline.errors import PipelineParameterError
 
 __all__ = ["ImageFeatureExtractionPipeline"]
 
@@ -26,18 +26,6 @@ class ImageFeatureExtractionPipeline(ImagePipeline):
         if return_tensors is not None:
             post["return_tensors"] = bool(return_tensors)
         return {}, {}, post
-
-    def preprocess(self, item: Any) -> dict[str, Any]:
-        return self.preprocess_batch([item])[0]
-
-    def preprocess_batch(self, items: list[Any]) -> list[dict[str, Any]]:
-        for i, item in enumerate(items):
-            if isinstance(item, dict):
-                raise PipelineInputError(
-                    f"{self.task} takes images, not a dict (input {i}); pass the path or the image itself.",
-                    task=self.task,
-                )
-        return [{"pixel_values": pixels} for pixels in self.pixel_values(items)]
 
     def _forward(self, batch: dict[str, Any]) -> dict[str, Any]:
         vision = getattr(self.model, "vision_model", self.model)  # CLIP: the vision tower
