@@ -31,6 +31,7 @@ from xf_tokenize.image_processing import (
     PREPROCESSOR_CONFIG,
     BaseImageProcessor,
     image_processor_from_dict,
+    read_json_object,
 )
 
 __all__ = ["PROCESSORS", "AutoProcessor", "CLIPProcessor"]
@@ -38,16 +39,6 @@ __all__ = ["PROCESSORS", "AutoProcessor", "CLIPProcessor"]
 PROCESSOR_CONFIG = "processor_config.json"
 # The processor class of a model type, when no file names one (transformers' PROCESSOR_MAPPING, for xf's models).
 _MODEL_TYPE_PROCESSORS = {"clip": "CLIPProcessor"}
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, OSError) as e:
-        raise XfConfigError(f"{path} is not valid JSON ({e}); fix or re-save it.", file=str(path)) from e
-    if not isinstance(data, dict):
-        raise XfConfigError(f"{path} must hold a JSON object, not {type(data).__name__}.", file=str(path))
-    return data
 
 
 class CLIPProcessor:
@@ -162,14 +153,14 @@ class AutoProcessor:
 
         processor_file = resolve_file(path_or_repo_id, PROCESSOR_CONFIG, hub=hub, missing_ok=True)
         if processor_file is not None:
-            config = _read_json(processor_file)
+            config = read_json_object(processor_file)
             processor_class, named_in = config.get("processor_class"), processor_file
             if isinstance(config.get("image_processor"), dict):
                 image_processor = image_processor_from_dict(config["image_processor"], file=processor_file)
         if image_processor is None:
             preprocessor_file = resolve_file(path_or_repo_id, PREPROCESSOR_CONFIG, hub=hub, missing_ok=True)
             if preprocessor_file is not None:
-                config = _read_json(preprocessor_file)
+                config = read_json_object(preprocessor_file)
                 image_processor = image_processor_from_dict(config, file=preprocessor_file)
                 if processor_class is None and "processor_class" in config:
                     processor_class, named_in = config["processor_class"], preprocessor_file
@@ -177,12 +168,14 @@ class AutoProcessor:
         tokenizer_config = resolve_file(path_or_repo_id, "tokenizer_config.json", hub=hub, missing_ok=True)
         tokenizer = _tokenizer_or_none(path_or_repo_id, hub, kwargs)
         if processor_class is None and tokenizer_config is not None:
-            processor_class = _read_json(tokenizer_config).get("processor_class")
+            processor_class = read_json_object(tokenizer_config).get("processor_class")
             named_in = tokenizer_config
         if processor_class is None and image_processor is not None and tokenizer is not None:
             model_config = resolve_file(path_or_repo_id, "config.json", hub=hub, missing_ok=True)
             if model_config is not None:
-                processor_class = _MODEL_TYPE_PROCESSORS.get(str(_read_json(model_config).get("model_type")))
+                processor_class = _MODEL_TYPE_PROCESSORS.get(
+                    str(read_json_object(model_config).get("model_type"))
+                )
                 named_in = model_config
 
         if processor_class is not None:

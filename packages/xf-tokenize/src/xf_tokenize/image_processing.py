@@ -224,17 +224,22 @@ def _shortest_edge_size(height: int, width: int, shortest: int, longest: int | N
     return size, (int(raw * width / height) if raw is not None else int(size * width / height))
 
 
+def read_json_object(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path`` (a processor's config files); XfConfigError naming the file otherwise."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as e:
+        raise XfConfigError(f"{path} is not valid JSON ({e}); fix or re-save it.", file=str(path)) from e
+    if not isinstance(data, dict):
+        raise XfConfigError(f"{path} must hold a JSON object, not {type(data).__name__}.", file=str(path))
+    return data
+
+
 def _read_preprocessor_config(path: str | os.PathLike[str], hub: HubOptions) -> tuple[Path, dict[str, Any]]:
     """``preprocessor_config.json`` of a directory or repo: its path and its JSON object."""
     file = resolve_file(path, PREPROCESSOR_CONFIG, hub=hub)
     assert file is not None
-    try:
-        config = json.loads(file.read_text(encoding="utf-8"))
-    except (ValueError, OSError) as e:
-        raise XfConfigError(f"{file} is not valid JSON ({e}); fix or re-save it.", file=str(file)) from e
-    if not isinstance(config, dict):
-        raise XfConfigError(f"{file} must hold a JSON object.", file=str(file))
-    return file, config
+    return file, read_json_object(file)
 
 
 @dataclass(kw_only=True)
