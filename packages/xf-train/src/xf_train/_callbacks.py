@@ -177,6 +177,9 @@ class CallbackHandler:
         for callback in callbacks:
             self.add_callback(callback)
         self.references = references  # model, optimizer, lr_scheduler, train/eval dataloader
+        # event -> the callbacks that do something on it, for the callbacks as they were (see _listening)
+        self._listeners: dict[str, list[TrainerCallback]] = {}
+        self._listeners_of: tuple[tuple[int, int], ...] = ()
 
     def add_callback(self, callback: TrainerCallback | type[TrainerCallback]) -> None:
         instance = callback() if isinstance(callback, type) else callback
@@ -197,11 +200,34 @@ class CallbackHandler:
     def call(
         self, event: str, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
-        for callback in self.callbacks:
-            result = getattr(callback, event)(args, state, control, **self.references, **kwargs)
+        listeners = self._listening(event)
+        if not listeners:
+            return
+        kwargs = {**self.references, **kwargs}
+        for callback in listeners:
+            result = getattr(callback, event)(args, state, control, **kwargs)
             if isinstance(result, TrainerControl) and result is not control:
                 for f in dataclasses.fields(TrainerControl):
                     setattr(control, f.name, getattr(result, f.name))
+
+    def _listening(self, event: str) -> list[TrainerCallback]:
+        """The callbacks whose ``event`` is more than TrainerCallback's no-op (their class overrides it, or the
+        instance was given one), in order. Several events run every step for a few callbacks that mostly
+        ignore them: skipping the no-ops keeps the dispatch off the step time. The choice is remade whenever
+        the list changes or a callback gets a new attribute (an ``on_*`` method set on the instance)."""
+        key = tuple((id(c), len(getattr(c, "__dict__", ()))) for c in self.callbacks)
+        if key != self._listeners_of:
+            self._listeners, self._listeners_of = {}, key
+        listeners = self._listeners.get(event)
+        if listeners is None:
+            noop = getattr(TrainerCallback, event, None)
+            listeners = [
+                c
+                for c in self.callbacks
+                if event in getattr(c, "__dict__", ()) or getattr(type(c), event, None) is not noop
+            ]
+            self._listeners[event] = listeners
+        return listeners
 
 
 class DefaultFlowCallback(TrainerCallback):

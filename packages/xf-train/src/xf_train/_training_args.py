@@ -25,8 +25,6 @@ __all__ = ["UNSUPPORTED", "TrainingArguments"]
 SchedulerName = Literal["linear", "cosine", "constant", "constant_with_warmup", "polynomial"]
 Strategy = Literal["no", "steps", "epoch"]
 OptimName = Literal["adamw_torch", "adamw_torch_fused", "sgd", "adafactor", "adamw_bnb_8bit", "adamw_8bit"]
-# report_to names xf can serve; "all" means every one of them that is installed.
-REPORTERS = {"tensorboard": "tensorboard"}  # name -> the module it needs
 
 _NO_HUB = (
     "push_to_hub is not implemented: save_model() then upload the folder with huggingface_hub's upload_folder"
@@ -116,7 +114,9 @@ class TrainingArguments:
     report_to: list[str] | None = field(
         default=None,
         metadata=_help(
-            "'none' or [] (default), 'all', 'tensorboard'; logs.jsonl in output_dir is always written."
+            "'none' or [] (default), 'all', or tracker names: 'tensorboard', and through accelerate 'wandb', "
+            "'mlflow', 'comet_ml', 'aim', 'clearml', 'dvclive', 'trackio', 'swanlab'; logs.jsonl in output_dir "
+            "is always written."
         ),
     )
     dataloader_num_workers: int = 0
@@ -342,23 +342,6 @@ TrainingArguments.__init__ = _init  # type: ignore[method-assign]
 
 def _reporters(value: Any) -> list[str]:
     """transformers' report_to forms ("none", [], "all", a name, a list) as a list of names xf serves."""
-    names = [value] if isinstance(value, str) else list(value or [])
-    if names in (["none"], ["None"], [""]):
-        return []
-    if names == ["all"]:
-        return [n for n, module in REPORTERS.items() if importlib.util.find_spec(module) is not None]
-    for name in names:
-        if name not in REPORTERS:
-            raise TrainingArgumentsError(
-                f"TrainingArguments.report_to={value!r}: {name!r} is not available in xf-train; use "
-                f"'tensorboard', 'all' or 'none' (logs.jsonl in output_dir is always written, and "
-                "trainer.state.log_history or a TrainerCallback's on_log get every log).",
-                key="report_to",
-            )
-        if importlib.util.find_spec(REPORTERS[name]) is None:
-            raise TrainingArgumentsError(
-                f"TrainingArguments.report_to={value!r} needs the {REPORTERS[name]!r} package, which is not "
-                f"installed; pip install {REPORTERS[name]} or pass report_to='none'.",
-                key="report_to",
-            )
-    return names
+    from xf_train._loggers import report_to_names
+
+    return report_to_names(value)
