@@ -17,8 +17,12 @@ A loss or gradient that is NaN or inf stops the run before the optimizer step wi
 
 Logs go to ``state.log_history``, ``output_dir/logs.jsonl`` and the ``report_to`` loggers; at the end of
 training ``output_dir/training_curves.png`` plots the loss and the learning rate (:mod:`xf_train._loggers`).
-Under ``torchrun`` (``WORLD_SIZE > 1``) the model is wrapped in torch's ``DistributedDataParallel``, each
-process reads its share of every batch, the logged loss is the mean over processes, and only process 0 writes.
+Under ``torchrun`` (``WORLD_SIZE > 1``) the same script runs data parallel: the model is wrapped in torch's
+``DistributedDataParallel`` (or sharded with FSDP2 for ``fsdp="full_shard"``), each process reads its share of
+every batch, the loss is normalised by the targets of the whole global batch, the logged loss is the mean over
+processes, and only process 0 writes. A model loaded tensor parallel over every process (``tp_plan="auto",
+device_mesh=...``) trains as it is, each process reading the whole batch. Sharded models (FSDP, TP) are
+checkpointed and resumed with xf-parallel's distributed checkpoints (:mod:`xf_train._trainer_dist`).
 
 What the model is comes from xf-load's public API: its head kind (:func:`xf_load.head_kind_of`) decides
 label shifting (a causal-LM head predicts token t+1 at position t, so the first label is never a target), and

@@ -31,14 +31,15 @@ ENTRY_POINT_GROUP = "xf_train.parallel"
 _FSDP_MODES = {"full_shard": True, "shard_grad_op": False}
 
 
-def parallel_support(why: str) -> ModuleType:
-    """xf-parallel's Trainer support (the ``xf_train.parallel`` entry point); ``why`` says what needs it."""
+def parallel_support(why: str, key: str = "model") -> ModuleType:
+    """xf-parallel's Trainer support (the ``xf_train.parallel`` entry point); ``why`` says what needs it and
+    ``key`` which argument asked for it."""
     found = list(entry_points(group=ENTRY_POINT_GROUP))
     if not found:
         raise TrainingArgumentsError(
             f"{why} needs xf-parallel, which is not installed (no package registers the {ENTRY_POINT_GROUP!r} "
-            "entry point); install it (pip install xf-parallel, or xf-train[parallel]).",
-            key="fsdp",
+            "entry point); install it (pip install xf-parallel).",
+            key=key,
         )
     return found[0].load()
 
@@ -114,7 +115,7 @@ def prepare_distributed(model: nn.Module, wrapped: nn.Module, args: TrainingArgu
         return model
     if args.fsdp:
         reshard = fsdp_reshard(args)
-        return parallel_support(f"TrainingArguments.fsdp={args.fsdp!r}").fsdp(
+        return parallel_support(f"TrainingArguments.fsdp={args.fsdp!r}", key="fsdp").fsdp(
             model, reshard_after_forward=reshard
         )
     kwargs: dict[str, Any] = {
