@@ -123,7 +123,7 @@ class Trainer(TrainerEvalMixin, TrainerCheckpointMixin, TrainerChecksMixin):
         if data_collator is None:
             pads = processing_class is not None and hasattr(processing_class, "pad")
             data_collator = DataCollatorWithPadding(processing_class) if pads else default_data_collator
-        self.data_collator = data_collator
+        self.data_collator: Callable[[list[dict[str, Any]]], dict[str, torch.Tensor]] = data_collator
         self.compute_metrics = compute_metrics
         self.preprocess_logits_for_metrics = preprocess_logits_for_metrics
         self.optimizer: torch.optim.Optimizer | None = optimizers[0]

@@ -28,6 +28,7 @@ class TrainerChecksMixin:
     train_dataset: Any
     eval_dataset: Any
     optimizer: torch.optim.Optimizer | None
+    scaler: torch.amp.GradScaler | None
 
     if TYPE_CHECKING:  # provided by Trainer
 

@@ -9,7 +9,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
@@ -30,6 +30,7 @@ from xf_train.errors import CheckpointNotFoundError, OutputDirError, TrainingArg
 
 if TYPE_CHECKING:
     from xf_train._callbacks import CallbackHandler
+    from xf_train._trainer import Trainer
     from xf_train._training_args import TrainingArguments
 
 logger = get_logger("xf_train._trainer")
@@ -105,7 +106,7 @@ class TrainerCheckpointMixin:
 
         out = Path(self.args.output_dir)  # type: ignore[arg-type]
         text = model_card(
-            self,
+            cast("Trainer", self),
             model_name=model_name or out.name,
             language=language,
             license=license,

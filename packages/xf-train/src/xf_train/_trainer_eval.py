@@ -45,6 +45,7 @@ class TrainerEvalMixin:
     state: TrainerState
     control: TrainerControl
     callback_handler: CallbackHandler
+    eval_dataset: Any
     data_collator: Callable[[list[dict[str, Any]]], dict[str, torch.Tensor]]
     compute_metrics: Callable[[EvalPrediction], dict[str, float]] | None
     preprocess_logits_for_metrics: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor] | None
