@@ -216,3 +216,32 @@ def test_without_xf_tokenize_the_command_says_to_install_it(files, tmp_path, cap
         str(tmp_path),
     )
     assert code == 1 and "pip install xf-tokenize" in err
+
+
+def test_nproc_2_runs_under_torchrun_like_one_process_with_the_whole_batch(files, tmp_path, capsys):
+    """``xf train --nproc 2`` relaunches itself under torchrun: 2 processes of batch 3 log the losses and end
+    with the weights of one process of batch 6, and print one summary."""
+    common = ["--model", str(files / "lm"), "--train_file", str(files / "train.jsonl"), "--max_steps", "3"]
+    common += ["--logging_steps", "1", "--learning_rate", "1e-2", "--no-progress", "--save_steps", "10"]
+    single, parallel = tmp_path / "single", tmp_path / "parallel"
+    assert (
+        run_here(capsys, *common, "--per_device_train_batch_size", "6", "--output_dir", str(single))[0] == 0
+    )
+    command = [sys.executable, "-m", "xf_core.cli", "train", *common, "--per_device_train_batch_size", "3"]
+    done = subprocess.run(
+        [*command, "--output_dir", str(parallel), "--nproc", "2"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"},
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-5000:]
+    assert done.stdout.count("trained 3 steps, ") == 1 and f"model saved to {parallel}" in done.stdout
+
+    def losses(folder):
+        lines = (folder / "logs.jsonl").read_text().splitlines()
+        return [json.loads(line)["loss"] for line in lines if '"loss"' in line]
+
+    assert losses(parallel) == pytest.approx(losses(single), rel=1e-5)
+    want, got = _weights(single), _weights(parallel)
+    assert max((want[k] - got[k]).abs().max().item() for k in want) < 1e-4

@@ -26,19 +26,19 @@ def _train(checkpoint: str, out: str, conn: Connection, pause_in_save: bool = Fa
     the optimizer state is written, so that a kill lands in the middle of writing a checkpoint."""
     import time
 
-    import xf_train._trainer
+    import xf_train._trainer_ckpt
     from xf_load import AutoModelForCausalLM
     from xf_train import Trainer, TrainingArguments
 
     if pause_in_save:
-        write = xf_train._trainer.save_training_state
+        write = xf_train._trainer_ckpt.save_training_state
 
         def slow_write(*args):
             conn.send(("saving", 0))
             time.sleep(0.5)
             write(*args)
 
-        xf_train._trainer.save_training_state = slow_write
+        xf_train._trainer_ckpt.save_training_state = slow_write
 
     args = TrainingArguments(
         output_dir=out,

@@ -22,8 +22,8 @@ _EXPORTS = {
     "get_decay_parameter_names": "xf_train._optim",
     "get_scheduler": "xf_train._optim",
     "DebugUnderflowOverflow": "xf_train._debug",
-    "EvalPrediction": "xf_train._trainer",
-    "PredictionOutput": "xf_train._trainer",
+    "EvalPrediction": "xf_train._trainer_eval",
+    "PredictionOutput": "xf_train._trainer_eval",
     "Trainer": "xf_train._trainer",
     "DefaultFlowCallback": "xf_train._callbacks",
     "EarlyStoppingCallback": "xf_train._callbacks",
@@ -55,7 +55,8 @@ if TYPE_CHECKING:  # the lazily exported names, as type checkers and IDEs should
     from xf_train._debug import DebugUnderflowOverflow
     from xf_train._loggers import TensorBoardCallback
     from xf_train._optim import create_optimizer, get_decay_parameter_names, get_scheduler
-    from xf_train._trainer import EvalPrediction, PredictionOutput, Trainer
+    from xf_train._trainer import Trainer
+    from xf_train._trainer_eval import EvalPrediction, PredictionOutput
     from xf_train._training_args import TrainingArguments
 
 __getattr__: Callable[[str], Any]

@@ -23,6 +23,7 @@ import argparse
 import csv
 import dataclasses
 import json
+import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -105,6 +106,15 @@ class TrainCommandArguments:
         default=None, metadata=_help("continue from this checkpoint folder")
     )
     disable_tqdm: bool = field(default=False, metadata=_help("no progress bar", aliases=["--no-progress"]))
+    nproc: int = field(
+        default=1,
+        metadata=_help(
+            "processes: above 1, the run is relaunched under torchrun --standalone (data parallel)"
+        ),
+    )
+    fsdp: str | None = field(
+        default=None, metadata=_help("with --nproc: shard the model with FSDP (full_shard or shard_grad_op)")
+    )
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):  # a YAML 1e-4 is a string; numbers from a file may be text
@@ -119,6 +129,8 @@ class TrainCommandArguments:
             raise XfValueError(f"--task {self.task!r}: use causal-lm or sequence-classification.")
         if self.max_length < 1:
             raise XfValueError(f"--max_length must be at least 1, got {self.max_length}.")
+        if self.nproc < 1:
+            raise XfValueError(f"--nproc must be at least 1, got {self.nproc}.")
 
 
 def setup(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
@@ -128,6 +140,7 @@ def setup(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int
       xf train --model ./tiny-llama --train_file notes.txt --output_dir out --max_steps 100
       xf train --model ./minilm --task sequence-classification --train_file reviews.csv --output_dir out
       xf train --config train.yaml --resume
+      xf train --model ./tiny-llama --train_file notes.txt --output_dir out --nproc 2
     """
     fields = ArgumentParser(TrainCommandArguments, add_help=False)
     defaults = {f.name: _default(f) for f in dataclasses.fields(TrainCommandArguments)}
@@ -146,6 +159,30 @@ def setup(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int
         return train_command(_arguments(fields, args))
 
     return run
+
+
+def _launch(cmd: TrainCommandArguments) -> int:
+    """Run this command in ``cmd.nproc`` processes: ``python -m torch.distributed.run --standalone
+    --nproc_per_node N -m xf_core.cli train --config <the options as JSON>``; returns torchrun's exit code.
+    Process 0 prints the summary; a failing process's traceback is on stderr."""
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="xf-train-") as tmp:
+        config = Path(tmp) / "train.json"
+        config.write_text(json.dumps(dataclasses.asdict(cmd)))
+        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+        command = [
+            *launcher,
+            f"--nproc_per_node={cmd.nproc}",
+            "-m",
+            "xf_core.cli",
+            "train",
+            "--config",
+            str(config),
+        ]
+        return subprocess.run(command, check=False).returncode
 
 
 def _default(f: dataclasses.Field) -> Any:
@@ -177,6 +214,8 @@ def train_command(cmd: TrainCommandArguments) -> int:
         raise XfValueError(f"{missing} is required (a flag, or a key of the --config file).")
     if cmd.eval_strategy != "no" and cmd.validation_file is None:
         raise XfValueError(f"--eval_strategy {cmd.eval_strategy} needs a --validation_file to evaluate on.")
+    if cmd.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        return _launch(cmd)
     output_dir = Path(cmd.output_dir)
     resume = _resume_point(cmd, output_dir)
     tokenizer = _load_tokenizer(cmd)
@@ -219,6 +258,7 @@ def train_command(cmd: TrainCommandArguments) -> int:
         seed=cmd.seed,
         bf16=cmd.bf16,
         disable_tqdm=cmd.disable_tqdm,
+        fsdp=cmd.fsdp,
     )
     collator = (
         DataCollatorWithPadding(tokenizer)
@@ -251,6 +291,8 @@ def train_command(cmd: TrainCommandArguments) -> int:
     if eval_dataset is not None:
         metrics = trainer.evaluate()
         lines += [f"{key}: {value:.4f}" for key, value in metrics.items() if isinstance(value, float)]
+    if not args.should_save:  # under torchrun, process 0 writes the card and the summary
+        return 0
     _write_card(trainer, cmd, output_dir)
     for name, what in (("logs.jsonl", "training log"), ("training_curves.png", "training curves")):
         if (output_dir / name).is_file():
