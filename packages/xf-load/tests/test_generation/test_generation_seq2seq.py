@@ -168,3 +168,24 @@ def test_generate_without_a_start_token_says_what_to_set(pairs):
             ours.generate(**_inputs(), max_new_tokens=3)
     finally:
         config.decoder_start_token_id, config.bos_token_id = saved
+
+
+@pytest.mark.parametrize("kind", ["t5", "bart"])
+def test_beams_share_the_encoder_row_of_their_prompt(pairs, kind):
+    """The cross-attention keys and values are projected once per prompt, not once per beam, and the tokens
+    still match transformers (which projects them for every beam)."""
+    ours, theirs = pairs[kind]
+    layer = ours.decoder.block[0].layer[1].EncDecAttention.k if kind == "t5" else ours.model.decoder.layers[0]
+    if kind == "bart":
+        layer = layer.encoder_attn.k_proj
+    rows = []
+    handle = layer.register_forward_hook(lambda module, args, out: rows.append(args[0].shape[0]))
+    try:
+        with torch.no_grad():
+            a = ours.generate(**_inputs(1), max_new_tokens=9, num_beams=4, no_repeat_ngram_size=3)
+    finally:
+        handle.remove()
+    with torch.no_grad():
+        b = theirs.generate(**_inputs(1), max_new_tokens=9, num_beams=4, no_repeat_ngram_size=3)
+    assert rows == [3]  # 3 prompts, once for the whole generation
+    assert a.tolist() == b.tolist()

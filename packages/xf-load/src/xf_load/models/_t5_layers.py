@@ -97,21 +97,49 @@ class T5Attention(nn.Module):
         self.o: nn.Linear = nn.Linear(inner, config.d_model, bias=False)
         self.num_buckets: int = config.relative_attention_num_buckets
         self.max_distance: int = config.relative_attention_max_distance
-        if has_relative_attention_bias:
-            self.relative_attention_bias: nn.Embedding = nn.Embedding(self.num_buckets, config.num_heads)
         self.dropout: float = config.dropout_rate
         self.attend: AttentionFn = get_attention(config.attn_implementation)
+        if has_relative_attention_bias:
+            self.relative_attention_bias: nn.Embedding = nn.Embedding(self.num_buckets, config.num_heads)
+            # The bucket of each distance, looked up instead of recomputed at every decoding step.
+            self.register_buffer("relative_buckets", torch.empty(0, dtype=torch.long), persistent=False)
+            self.reset_buffers()
+
+    def reset_buffers(self) -> None:
+        """(Re)compute ``relative_buckets``: the bucket of each distance ``-D .. D`` with ``D`` past both the
+        exact buckets and ``max_distance``, so that every farther distance falls in the bucket of ``±D``. Left
+        empty for a ``max_distance`` within the exact buckets (the logarithmic buckets are then not monotonic:
+        :meth:`compute_bias` computes each bucket). Computed on the CPU, also while the model is built on
+        ``meta`` (it is not in the checkpoint)."""
+        device = self.relative_buckets.device
+        device = torch.device("cpu") if device.type == "meta" else device
+        with torch.device("cpu"):
+            table = torch.empty(0, dtype=torch.long)
+            if self.max_distance > self.num_buckets // 2:
+                D = max(self.max_distance, self.num_buckets)
+                table = relative_position_bucket(
+                    torch.arange(-D, D + 1),
+                    bidirectional=not self.is_decoder,
+                    num_buckets=self.num_buckets,
+                    max_distance=self.max_distance,
+                )
+        self.relative_buckets: torch.Tensor = table.to(device)
 
     def compute_bias(self, query_positions: torch.Tensor, key_length: int) -> torch.Tensor:
         """(1, nh, T, S) bias for queries at ``query_positions`` (T,) over keys 0 .. key_length - 1."""
         keys = torch.arange(key_length, dtype=torch.long, device=query_positions.device)
         relative = keys[None, :] - query_positions[:, None]  # (T, S)
-        buckets = relative_position_bucket(
-            relative,
-            bidirectional=not self.is_decoder,
-            num_buckets=self.num_buckets,
-            max_distance=self.max_distance,
-        )
+        table = self.relative_buckets
+        if table.numel():
+            D = table.numel() // 2
+            buckets = table[relative.clamp(-D, D) + D]
+        else:
+            buckets = relative_position_bucket(
+                relative,
+                bidirectional=not self.is_decoder,
+                num_buckets=self.num_buckets,
+                max_distance=self.max_distance,
+            )
         return self.relative_attention_bias(buckets).permute(2, 0, 1)[None]  # (1, nh, T, S)
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
