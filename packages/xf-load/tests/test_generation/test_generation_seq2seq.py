@@ -189,3 +189,20 @@ def test_beams_share_the_encoder_row_of_their_prompt(pairs, kind):
         b = theirs.generate(**_inputs(1), max_new_tokens=9, num_beams=4, no_repeat_ngram_size=3)
     assert rows == [3]  # 3 prompts, once for the whole generation
     assert a.tolist() == b.tolist()
+
+
+def test_encoder_decoder_cache_reorders_cross_rows_only_when_kept_per_row():
+    from xf_load.cache import DynamicCache, EncoderDecoderCache
+
+    def kv(rows: int) -> torch.Tensor:
+        return torch.arange(rows, dtype=torch.float32)[:, None, None, None].expand(rows, 2, 3, 4).clone()
+
+    order = torch.tensor([1, 1, 0, 3, 2, 2])
+    for cross_rows in (6, 2):  # one per beam (reordered), or one per prompt of 3 beams (left as it is)
+        cache = EncoderDecoderCache(DynamicCache())
+        cache.update(kv(6), kv(6), 0)
+        cache.cross_attention(0, lambda rows=cross_rows: (kv(rows), kv(rows)))
+        cache.reorder(order)
+        assert cache.self_attention_cache.keys[0][:, 0, 0, 0].tolist() == order.tolist()
+        want = order.tolist() if cross_rows == 6 else [0, 1]
+        assert cache.cross_attention_cache.keys[0][:, 0, 0, 0].tolist() == want
