@@ -206,3 +206,25 @@ def test_encoder_decoder_cache_reorders_cross_rows_only_when_kept_per_row():
         assert cache.self_attention_cache.keys[0][:, 0, 0, 0].tolist() == order.tolist()
         want = order.tolist() if cross_rows == 6 else [0, 1]
         assert cache.cross_attention_cache.keys[0][:, 0, 0, 0].tolist() == want
+
+
+@pytest.mark.parametrize("impl", ["sdpa", "eager"])
+def test_cross_attend_on_shared_rows_equals_attention_on_repeated_rows(impl):
+    from xf_load.attention import get_attention
+    from xf_load.models._seq2seq import cross_attend
+
+    attend = get_attention(impl)
+    g = torch.Generator().manual_seed(0)
+    P, beams, nh, T, S, hs = 2, 3, 4, 3, 5, 8
+    q = torch.randn(P * beams, nh, T, hs, generator=g)
+    k, v = torch.randn(P, nh, S, hs, generator=g), torch.randn(P, nh, S, hs, generator=g)
+    mask = torch.ones(P, 1, T, S, dtype=torch.bool)
+    mask[0, :, 1, 3:] = False  # differs per query, so the mask's rows must follow their queries
+    mask[1, :, :, 4:] = False
+    got = cross_attend(attend, q, k, v, mask, scale=0.5)
+    want = attend(
+        q, *(t.repeat_interleave(beams, dim=0) for t in (k, v, mask)), scale=0.5
+    )  # (rows, T, nh, hs)
+    torch.testing.assert_close(got, want)
+    k, v = k.repeat_interleave(beams, 0), v.repeat_interleave(beams, 0)  # one row each: attention as is
+    assert torch.equal(cross_attend(attend, q, k, v, None, scale=0.5), attend(q, k, v, None, scale=0.5))
