@@ -181,6 +181,34 @@ def test_relative_position_buckets_match_transformers():
             assert torch.equal(got, want)
 
 
+@pytest.mark.parametrize(("buckets", "distance"), [(32, 128), (8, 16), (8, 5), (4, 4), (32, 20)])
+def test_position_bias_from_the_bucket_table_matches_transformers(buckets, distance):
+    """compute_bias looks buckets up in a table of distances (clamped past max_distance), or computes them when
+    max_distance is within the exact buckets: the same buckets as transformers, also far past the table."""
+    from transformers.models.t5.modeling_t5 import T5Attention as HFAttention
+
+    from xf_load.models._t5_layers import T5Attention
+
+    config = T5Config(
+        d_model=8,
+        d_kv=2,
+        num_heads=2,
+        relative_attention_num_buckets=buckets,
+        relative_attention_max_distance=distance,
+    )
+    queries = torch.tensor([0, 3, 250, 599])
+    for is_decoder in (False, True):
+        layer = T5Attention(config, is_decoder=is_decoder, has_relative_attention_bias=True, layer_idx=0)
+        assert layer.relative_buckets.numel() == (
+            0 if distance <= buckets // 2 else 2 * max(distance, buckets) + 1
+        )
+        relative = torch.arange(600)[None, :] - queries[:, None]
+        want = layer.relative_attention_bias(
+            HFAttention._relative_position_bucket(relative, not is_decoder, buckets, distance)
+        ).permute(2, 0, 1)[None]
+        assert torch.equal(layer.compute_bias(queries, 600), want)
+
+
 @pytest.mark.parametrize(
     ("values", "key"),
     [

@@ -231,9 +231,13 @@ class EncoderDecoderCache(Cache):
         return self.self_attention_cache.kv_length(new_tokens, layer_idx)
 
     def reorder(self, beam_idx: torch.Tensor) -> None:
-        """Select batch rows of both caches (beam search)."""
+        """Select batch rows of both caches (beam search). Cross-attention keys and values kept once per prompt
+        (fewer rows than ``beam_idx``: a model that ``shares_encoder_rows``) stay as they are, since beam search
+        only moves rows within a prompt."""
         self.self_attention_cache.reorder(beam_idx)  # type: ignore[attr-defined]
-        self.cross_attention_cache.reorder(beam_idx)
+        cross = self.cross_attention_cache
+        if len(cross) and cross.keys[0].shape[0] == beam_idx.shape[0]:
+            cross.reorder(beam_idx)
 
     def crop(self, length: int) -> None:
         self.self_attention_cache.crop(length)  # type: ignore[attr-defined]

@@ -168,3 +168,63 @@ def test_generate_without_a_start_token_says_what_to_set(pairs):
             ours.generate(**_inputs(), max_new_tokens=3)
     finally:
         config.decoder_start_token_id, config.bos_token_id = saved
+
+
+@pytest.mark.parametrize("kind", ["t5", "bart"])
+def test_beams_share_the_encoder_row_of_their_prompt(pairs, kind):
+    """The cross-attention keys and values are projected once per prompt, not once per beam, and the tokens
+    still match transformers (which projects them for every beam)."""
+    ours, theirs = pairs[kind]
+    layer = ours.decoder.block[0].layer[1].EncDecAttention.k if kind == "t5" else ours.model.decoder.layers[0]
+    if kind == "bart":
+        layer = layer.encoder_attn.k_proj
+    rows = []
+    handle = layer.register_forward_hook(lambda module, args, out: rows.append(args[0].shape[0]))
+    try:
+        with torch.no_grad():
+            a = ours.generate(**_inputs(1), max_new_tokens=9, num_beams=4, no_repeat_ngram_size=3)
+    finally:
+        handle.remove()
+    with torch.no_grad():
+        b = theirs.generate(**_inputs(1), max_new_tokens=9, num_beams=4, no_repeat_ngram_size=3)
+    assert rows == [3]  # 3 prompts, once for the whole generation
+    assert a.tolist() == b.tolist()
+
+
+def test_encoder_decoder_cache_reorders_cross_rows_only_when_kept_per_row():
+    from xf_load.cache import DynamicCache, EncoderDecoderCache
+
+    def kv(rows: int) -> torch.Tensor:
+        return torch.arange(rows, dtype=torch.float32)[:, None, None, None].expand(rows, 2, 3, 4).clone()
+
+    order = torch.tensor([1, 1, 0, 3, 2, 2])
+    for cross_rows in (6, 2):  # one per beam (reordered), or one per prompt of 3 beams (left as it is)
+        cache = EncoderDecoderCache(DynamicCache())
+        cache.update(kv(6), kv(6), 0)
+        cache.cross_attention(0, lambda rows=cross_rows: (kv(rows), kv(rows)))
+        cache.reorder(order)
+        assert cache.self_attention_cache.keys[0][:, 0, 0, 0].tolist() == order.tolist()
+        want = order.tolist() if cross_rows == 6 else [0, 1]
+        assert cache.cross_attention_cache.keys[0][:, 0, 0, 0].tolist() == want
+
+
+@pytest.mark.parametrize("impl", ["sdpa", "eager"])
+def test_cross_attend_on_shared_rows_equals_attention_on_repeated_rows(impl):
+    from xf_load.attention import get_attention
+    from xf_load.models._seq2seq import cross_attend
+
+    attend = get_attention(impl)
+    g = torch.Generator().manual_seed(0)
+    P, beams, nh, T, S, hs = 2, 3, 4, 3, 5, 8
+    q = torch.randn(P * beams, nh, T, hs, generator=g)
+    k, v = torch.randn(P, nh, S, hs, generator=g), torch.randn(P, nh, S, hs, generator=g)
+    mask = torch.ones(P, 1, T, S, dtype=torch.bool)
+    mask[0, :, 1, 3:] = False  # differs per query, so the mask's rows must follow their queries
+    mask[1, :, :, 4:] = False
+    got = cross_attend(attend, q, k, v, mask, scale=0.5)
+    want = attend(
+        q, *(t.repeat_interleave(beams, dim=0) for t in (k, v, mask)), scale=0.5
+    )  # (rows, T, nh, hs)
+    torch.testing.assert_close(got, want)
+    k, v = k.repeat_interleave(beams, 0), v.repeat_interleave(beams, 0)  # one row each: attention as is
+    assert torch.equal(cross_attend(attend, q, k, v, None, scale=0.5), attend(q, k, v, None, scale=0.5))

@@ -12,7 +12,10 @@ decoder tokens, as in transformers.
 The cross-attention keys and values are computed at the first decoder forward and kept in an
 :class:`~xf_load.cache.EncoderDecoderCache` that wraps the loop's self-attention cache (dynamic or static).
 Beam search reorders only the self-attention cache: the rows of one prompt share one encoder output, so their
-cross-attention rows are equal and any reordering within a prompt leaves them as they are.
+cross-attention rows are equal and any reordering within a prompt leaves them as they are. A model whose
+class sets ``shares_encoder_rows`` (T5, BART) goes further: its cross-attention lets the beams (or samples) of
+a prompt read one encoder row, so the encoder output is not repeated per beam, and the cross-attention keys and
+values are projected and stored once per prompt (transformers projects them for every beam).
 """
 
 from __future__ import annotations
@@ -36,8 +39,8 @@ def is_encoder_decoder(model: Any) -> bool:
 
 
 class DecoderStep(nn.Module):
-    """``model``'s decoder as a causal LM over the decoder ids, bound to one encoder output (already expanded
-    to the rows of the loop: prompts x beams or samples)."""
+    """``model``'s decoder as a causal LM over the decoder ids, bound to one encoder output: one row per row of
+    the loop (prompts x beams or samples), or one per prompt when the model ``shares_encoder_rows``."""
 
     def __init__(
         self, model: nn.Module, encoder_states: torch.Tensor, encoder_mask: torch.Tensor | None
@@ -45,8 +48,8 @@ class DecoderStep(nn.Module):
         super().__init__()
         self.model = model
         self.config = model.config
-        self.encoder_states = encoder_states  # (rows, S, C)
-        self.encoder_mask = encoder_mask  # (rows, 1, 1, S) boolean, or None when nothing is padded
+        self.encoder_states = encoder_states  # (rows or prompts, S, C)
+        self.encoder_mask = encoder_mask  # (rows or prompts, 1, 1, S) boolean, or None when nothing is padded
         self.cache: EncoderDecoderCache | None = None
 
     def forward(
@@ -152,7 +155,7 @@ def prepare_encoder_decoder(
 
     if attention_mask is not None and bool(attention_mask.all()):
         attention_mask = None  # nothing padded: the attention can take its fastest path
-    if rows_per_prompt > 1:
+    if rows_per_prompt > 1 and not getattr(model, "shares_encoder_rows", False):
         states = states.repeat_interleave(rows_per_prompt, dim=0)
         if attention_mask is not None:
             attention_mask = attention_mask.repeat_interleave(rows_per_prompt, dim=0)

@@ -1,5 +1,6 @@
-"""What T5 and BART share as encoder-decoders: building the decoder inputs from labels, and one forward that
-runs the encoder (unless its output is given) and then the decoder over it."""
+"""What T5 and BART share as encoder-decoders: building the decoder inputs from labels, one forward that runs
+the encoder (unless its output is given) and then the decoder over it, and cross-attention over an encoder
+output that several decoder rows share (generate's beams or samples of one prompt)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from typing import Any
 import torch
 
 from xf_core.errors import XfConfigError
+from xf_load.attention import AttentionFn
 from xf_load.cache import Cache
 from xf_load.outputs import BaseModelOutput, Seq2SeqModelOutput
 
-__all__ = ["encode_decode", "shift_tokens_right"]
+__all__ = ["cross_attend", "encode_decode", "shift_tokens_right"]
 
 
 def shift_tokens_right(
@@ -79,3 +81,31 @@ def encode_decode(
         encoder_last_hidden_state=enc,
         encoder_hidden_states=encoder_outputs.hidden_states,
     )
+
+
+def cross_attend(
+    attend: AttentionFn,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None,
+    **kwargs: Any,
+) -> torch.Tensor:
+    """Cross-attention where each encoder row may serve several consecutive decoder rows.
+
+    ``q`` is ``(R, nh, T, hs)``; ``k``, ``v`` ``(P, nh, S, hs)`` with ``R = P * g``: decoder rows
+    ``i * g .. i * g + g - 1`` read encoder row ``i`` (generate's layout: each prompt repeated for its beams or
+    samples). ``mask`` is ``(P, 1, 1 or T, S)`` or ``None``. The ``g`` rows of a prompt become ``g * T`` queries of
+    one attention, so the encoder keys and values are projected, stored and read once per prompt, not once per
+    beam. Returns ``(R, T, nh, hs)`` as ``attend`` does.
+    """
+    R, nh, T, hs = q.shape
+    P = k.shape[0]
+    if R == P:
+        return attend(q, k, v, mask, **kwargs)
+    g = R // P
+    q = q.view(P, g, nh, T, hs).transpose(1, 2).reshape(P, nh, g * T, hs)
+    if mask is not None and mask.shape[-2] > 1:
+        mask = mask.repeat(1, 1, g, 1)  # query g_i * T + t sees what query t sees
+    y = attend(q, k, v, mask, **kwargs)  # (P, g * T, nh, hs)
+    return y.reshape(R, T, nh, hs)

@@ -38,7 +38,7 @@ from xf_load.heads import HeadKind
 from xf_load.losses import masked_lm_loss
 from xf_load.masks import padding_mask
 from xf_load.modeling_utils import PreTrainedModel
-from xf_load.models._seq2seq import encode_decode, shift_tokens_right
+from xf_load.models._seq2seq import cross_attend, encode_decode, shift_tokens_right
 from xf_load.outputs import BaseModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
 
 __all__ = ["BartConfig", "BartForConditionalGeneration", "BartModel", "BartPreTrainedModel"]
@@ -145,7 +145,8 @@ class BartAttention(nn.Module):
             )
         else:
             k, v = self._heads(self.k_proj(encoder_states)), self._heads(self.v_proj(encoder_states))
-        y = self.attend(
+        y = cross_attend(
+            self.attend,
             q,
             k,
             v,
@@ -232,6 +233,9 @@ class BartPreTrainedModel(PreTrainedModel):
     base_model_prefix = "model"
     _no_split_modules: ClassVar[list[str]] = ["BartEncoderLayer", "BartDecoderLayer"]
     learned_positions_key: ClassVar[str | None] = "max_position_embeddings"  # generate's length limit
+    # The decoder's cross-attention lets consecutive rows share one encoder row (models/_seq2seq.cross_attend):
+    # generate then keeps one encoder output per prompt, not one per beam.
+    shares_encoder_rows: ClassVar[bool] = True
     # Ties that hold whatever tie_word_embeddings says: the encoder's and decoder's embeddings are ``shared``.
     _always_tied: ClassVar[dict[str, str]] = {}
 

@@ -22,7 +22,6 @@ What is notable, read top to bottom:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -32,8 +31,7 @@ from torch import nn
 from xf_core.errors import XfConfigError, XfValueError
 from xf_load import initialization as init
 from xf_load._decoder import check_input_shape, check_token_ids, decoder_prologue, keep_logits
-from xf_load.activations import Activation, get_activation
-from xf_load.attention import AttentionFn, get_attention
+from xf_load.activations import get_activation
 from xf_load.cache import Cache, DynamicCache, EncoderDecoderCache
 from xf_load.configuration_utils import PretrainedConfig
 from xf_load.generation import GenerationMixin
@@ -42,6 +40,17 @@ from xf_load.losses import masked_lm_loss
 from xf_load.masks import causal_mask, padding_mask
 from xf_load.modeling_utils import PreTrainedModel
 from xf_load.models._seq2seq import encode_decode, shift_tokens_right
+from xf_load.models._t5_layers import (  # the blocks, importable from here as before the split
+    T5Attention,
+    T5Block,
+    T5DenseActDense,
+    T5DenseGatedActDense,
+    T5LayerCrossAttention,  # noqa: F401
+    T5LayerFF,  # noqa: F401
+    T5LayerNorm,
+    T5LayerSelfAttention,
+    relative_position_bucket,
+)
 from xf_load.outputs import BaseModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
 
 __all__ = [
@@ -154,230 +163,6 @@ class T5Config(PretrainedConfig):
         return out
 
 
-# ---------------------------------------------------------------------------------------------- blocks
-
-
-class T5LayerNorm(nn.Module):
-    """RMS norm, no mean and no bias; the variance in float32."""
-
-    def __init__(self, hidden_size: int, eps: float = 1e-6) -> None:
-        super().__init__()
-        self.weight: nn.Parameter = nn.Parameter(torch.ones(hidden_size))
-        self.variance_epsilon = eps
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        variance = x.to(torch.float32).pow(2).mean(-1, keepdim=True)
-        x = x * torch.rsqrt(variance + self.variance_epsilon)
-        if self.weight.dtype in (torch.float16, torch.bfloat16):
-            x = x.to(self.weight.dtype)
-        return self.weight * x
-
-
-def _clamp_fp16(x: torch.Tensor) -> torch.Tensor:
-    if x.dtype != torch.float16:
-        return x
-    limit = torch.finfo(x.dtype).max - 1000
-    return x.clamp(min=-limit, max=limit)
-
-
-def relative_position_bucket(
-    relative_position: torch.Tensor, *, bidirectional: bool, num_buckets: int, max_distance: int
-) -> torch.Tensor:
-    """The bucket of each distance ``key - query``: half the buckets are exact small distances, the rest grow
-    logarithmically up to ``max_distance`` (farther ones share the last bucket). Bidirectional buckets give
-    each direction half."""
-    buckets = torch.zeros_like(relative_position)
-    if bidirectional:
-        num_buckets //= 2
-        buckets += (relative_position > 0).to(torch.long) * num_buckets
-        distance = relative_position.abs()
-    else:
-        distance = -torch.clamp(relative_position, max=0)
-    max_exact = num_buckets // 2
-    is_small = distance < max_exact
-    large = max_exact + (
-        torch.log(distance.float() / max_exact)
-        / math.log(max_distance / max_exact)
-        * (num_buckets - max_exact)
-    ).to(torch.long)
-    large = torch.clamp(large, max=num_buckets - 1)
-    return buckets + torch.where(is_small, distance, large)
-
-
-class T5Attention(nn.Module):
-    """Multi-head attention without scaling or biases; self-attention (with the stack's position bias) or
-    cross-attention over the encoder output (keys and values cached once per generation)."""
-
-    def __init__(
-        self, config: T5Config, *, is_decoder: bool, has_relative_attention_bias: bool, layer_idx: int
-    ) -> None:
-        super().__init__()
-        self.is_decoder = is_decoder
-        self.layer_idx = layer_idx
-        self.n_heads: int = config.num_heads
-        self.d_kv: int = config.d_kv
-        inner = config.num_heads * config.d_kv
-        self.q: nn.Linear = nn.Linear(config.d_model, inner, bias=False)
-        self.k: nn.Linear = nn.Linear(config.d_model, inner, bias=False)
-        self.v: nn.Linear = nn.Linear(config.d_model, inner, bias=False)
-        self.o: nn.Linear = nn.Linear(inner, config.d_model, bias=False)
-        self.num_buckets: int = config.relative_attention_num_buckets
-        self.max_distance: int = config.relative_attention_max_distance
-        if has_relative_attention_bias:
-            self.relative_attention_bias: nn.Embedding = nn.Embedding(self.num_buckets, config.num_heads)
-        self.dropout: float = config.dropout_rate
-        self.attend: AttentionFn = get_attention(config.attn_implementation)
-
-    def compute_bias(self, query_positions: torch.Tensor, key_length: int) -> torch.Tensor:
-        """(1, nh, T, S) bias for queries at ``query_positions`` (T,) over keys 0 .. key_length - 1."""
-        keys = torch.arange(key_length, dtype=torch.long, device=query_positions.device)
-        relative = keys[None, :] - query_positions[:, None]  # (T, S)
-        buckets = relative_position_bucket(
-            relative,
-            bidirectional=not self.is_decoder,
-            num_buckets=self.num_buckets,
-            max_distance=self.max_distance,
-        )
-        return self.relative_attention_bias(buckets).permute(2, 0, 1)[None]  # (1, nh, T, S)
-
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:
-        B, S, _ = x.shape
-        return x.view(B, S, self.n_heads, self.d_kv).transpose(1, 2)  # (B, nh, S, hs)
-
-    def forward(
-        self,
-        x: torch.Tensor,
-        bias: torch.Tensor | None,
-        cache: Cache | None,
-        cache_position: torch.Tensor | None = None,
-        encoder_states: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        B, T, _ = x.shape
-        q = self._heads(self.q(x))  # (B, nh, T, hs)
-        if encoder_states is None:
-            k, v = self._heads(self.k(x)), self._heads(self.v(x))
-            if cache is not None:
-                k, v = cache.update(k, v, self.layer_idx, cache_position)  # (B, nh, S, hs)
-        elif isinstance(cache, EncoderDecoderCache):
-            k, v = cache.cross_attention(
-                self.layer_idx,
-                lambda: (self._heads(self.k(encoder_states)), self._heads(self.v(encoder_states))),
-            )
-        else:
-            k, v = self._heads(self.k(encoder_states)), self._heads(self.v(encoder_states))
-        if bias is not None and bias.dtype != q.dtype and bias.dtype != torch.bool:
-            bias = bias.to(q.dtype)
-        y = self.attend(q, k, v, bias, scale=1.0, dropout=self.dropout, training=self.training)
-        return self.o(y.reshape(B, T, self.n_heads * self.d_kv))  # (B, T, nh, hs) -> (B, T, C)
-
-
-class T5DenseActDense(nn.Module):
-    def __init__(self, config: T5Config) -> None:
-        super().__init__()
-        self.wi: nn.Linear = nn.Linear(config.d_model, config.d_ff, bias=False)
-        self.wo: nn.Linear = nn.Linear(config.d_ff, config.d_model, bias=False)
-        self.dropout: nn.Dropout = nn.Dropout(config.dropout_rate)
-        self.act: Activation = get_activation(config.dense_act_fn)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.dropout(self.act(self.wi(x)))
-        return self.wo(h.to(self.wo.weight.dtype) if self.wo.weight.dtype != torch.int8 else h)
-
-
-class T5DenseGatedActDense(nn.Module):
-    def __init__(self, config: T5Config) -> None:
-        super().__init__()
-        self.wi_0: nn.Linear = nn.Linear(config.d_model, config.d_ff, bias=False)
-        self.wi_1: nn.Linear = nn.Linear(config.d_model, config.d_ff, bias=False)
-        self.wo: nn.Linear = nn.Linear(config.d_ff, config.d_model, bias=False)
-        self.dropout: nn.Dropout = nn.Dropout(config.dropout_rate)
-        self.act: Activation = get_activation(config.dense_act_fn)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.dropout(self.act(self.wi_0(x)) * self.wi_1(x))
-        return self.wo(h.to(self.wo.weight.dtype) if self.wo.weight.dtype != torch.int8 else h)
-
-
-class T5LayerFF(nn.Module):
-    def __init__(self, config: T5Config) -> None:
-        super().__init__()
-        self.DenseReluDense: T5DenseGatedActDense | T5DenseActDense = (
-            T5DenseGatedActDense(config) if config.is_gated_act else T5DenseActDense(config)
-        )
-        self.layer_norm: T5LayerNorm = T5LayerNorm(config.d_model, eps=config.layer_norm_epsilon)
-        self.dropout: nn.Dropout = nn.Dropout(config.dropout_rate)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _clamp_fp16(x + self.dropout(self.DenseReluDense(self.layer_norm(x))))
-
-
-class T5LayerSelfAttention(nn.Module):
-    def __init__(self, config: T5Config, *, is_decoder: bool, has_bias: bool, layer_idx: int) -> None:
-        super().__init__()
-        self.SelfAttention: T5Attention = T5Attention(
-            config, is_decoder=is_decoder, has_relative_attention_bias=has_bias, layer_idx=layer_idx
-        )
-        self.layer_norm: T5LayerNorm = T5LayerNorm(config.d_model, eps=config.layer_norm_epsilon)
-        self.dropout: nn.Dropout = nn.Dropout(config.dropout_rate)
-
-    def forward(
-        self,
-        x: torch.Tensor,
-        bias: torch.Tensor | None,
-        cache: Cache | None,
-        cache_position: torch.Tensor | None,
-    ) -> torch.Tensor:
-        return _clamp_fp16(
-            x + self.dropout(self.SelfAttention(self.layer_norm(x), bias, cache, cache_position))
-        )
-
-
-class T5LayerCrossAttention(nn.Module):
-    def __init__(self, config: T5Config, *, layer_idx: int) -> None:
-        super().__init__()
-        self.EncDecAttention: T5Attention = T5Attention(
-            config, is_decoder=True, has_relative_attention_bias=False, layer_idx=layer_idx
-        )
-        self.layer_norm: T5LayerNorm = T5LayerNorm(config.d_model, eps=config.layer_norm_epsilon)
-        self.dropout: nn.Dropout = nn.Dropout(config.dropout_rate)
-
-    def forward(
-        self, x: torch.Tensor, encoder_states: torch.Tensor, mask: torch.Tensor | None, cache: Cache | None
-    ) -> torch.Tensor:
-        y = self.EncDecAttention(self.layer_norm(x), mask, cache, encoder_states=encoder_states)
-        return _clamp_fp16(x + self.dropout(y))
-
-
-class T5Block(nn.Module):
-    """``layer`` = [self-attention, (cross-attention,) feed-forward]."""
-
-    def __init__(self, config: T5Config, *, is_decoder: bool, layer_idx: int) -> None:
-        super().__init__()
-        self.is_decoder = is_decoder
-        layers: list[nn.Module] = [
-            T5LayerSelfAttention(config, is_decoder=is_decoder, has_bias=layer_idx == 0, layer_idx=layer_idx)
-        ]
-        if is_decoder:
-            layers.append(T5LayerCrossAttention(config, layer_idx=layer_idx))
-        layers.append(T5LayerFF(config))
-        self.layer: nn.ModuleList = nn.ModuleList(layers)
-
-    def forward(
-        self,
-        x: torch.Tensor,
-        bias: torch.Tensor | None,
-        cache: Cache | None,
-        cache_position: torch.Tensor | None,
-        encoder_states: torch.Tensor | None,
-        encoder_mask: torch.Tensor | None,
-    ) -> torch.Tensor:
-        x = self.layer[0](x, bias, cache, cache_position)
-        if self.is_decoder:
-            assert encoder_states is not None
-            x = self.layer[1](x, encoder_states, encoder_mask, cache)
-        return self.layer[-1](x)
-
-
 # ---------------------------------------------------------------------------------------------- models
 
 
@@ -392,6 +177,9 @@ class T5PreTrainedModel(PreTrainedModel):
     config_class: ClassVar[type[PretrainedConfig]] = T5Config
     base_model_prefix = ""  # the heads keep shared/encoder/decoder at the top level, as the checkpoints do
     _no_split_modules: ClassVar[list[str]] = ["T5Block"]
+    # The decoder's cross-attention lets consecutive rows share one encoder row (models/_seq2seq.cross_attend):
+    # generate then keeps one encoder output per prompt, not one per beam.
+    shares_encoder_rows: ClassVar[bool] = True
     _keys_to_ignore_on_load_unexpected: ClassVar[list[str]] = [
         r"^decoder\.block\.0\.layer\.1\.EncDecAttention\.relative_attention_bias\.weight$"
     ]
