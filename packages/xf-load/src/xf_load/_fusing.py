@@ -14,10 +14,11 @@ It does so only when it is exact and free: no gradient is wanted (``no_grad``/``
 weights), every member is still a plain ``nn.Linear``, and the weights still lie back to back in one buffer.
 Anything that breaks the layout (``model.to(dtype)`` copies each parameter on its own, FSDP or tensor
 parallelism replace them, a quantizer or an adapter replaces the module) makes the group run unfused again,
-with the same result; a packed model re-packs after ``.to()``/``.half()``/... (its ``_apply`` calls
-:func:`release_fused_linears` before and :func:`repack_fused_linears` after). In-place updates (an optimizer step, ``load_state_dict``) keep the layout. The check
-costs a few identity and pointer comparisons per group and step (a packed group records its modules,
-parameters and their data pointers).
+with the same result; so does a compiled forward (the checks stay out of the graph). A packed model re-packs
+after ``.to()``/``.half()``/... (its ``_apply`` calls :func:`release_fused_linears` before and
+:func:`repack_fused_linears` after). In-place updates (an optimizer step, ``load_state_dict``) keep the
+layout. The check costs a few identity and pointer comparisons per group and step (a packed group records its
+modules, parameters and their data pointers).
 
 Packing copies the group's weights once (a memory-mapped checkpoint's pages for those weights are then
 released: the packed copy lives in ordinary memory, as after a load without mmap).
@@ -128,7 +129,7 @@ def pack_fused_linears(model: nn.Module, *, only_packed: bool = False) -> int:
                 continue
             done[names] = _pack_group(linears)
             packed += 1
-        if groups:
+        if done:
             module.__dict__[_PACKED] = done
     return packed
 
@@ -152,7 +153,7 @@ def fused_linear(module: nn.Module, names: tuple[str, ...], x: torch.Tensor) -> 
     """``[getattr(module, n)(x) for n in names]`` as one matmul when the group is packed, still laid out as
     packed, and no gradient is wanted; None otherwise (the caller then runs the modules one by one)."""
     packed = module.__dict__.get(_PACKED, {}).get(names)
-    if packed is None:
+    if packed is None or torch.compiler.is_compiling():  # compiled: no pointer checks in the graph
         return None
     grad = torch.is_grad_enabled()
     children = module._modules
