@@ -7,6 +7,7 @@ loads that checkpoint, warms up, and times ``generate`` of ``--new-tokens`` toke
 
     uv run python benchmark/generate_bench.py                      # batch 1 and 8, fp32 and bf16
     uv run python benchmark/generate_bench.py --batch 1 --dtype bf16 --device cuda --compile
+    uv run python benchmark/generate_bench.py --fused   # also xf after model.fuse_projections()
 
 Prints tokens/s (median over rounds) per setting and the ratios xf/transformers and xf/loop.
 """
@@ -76,6 +77,8 @@ def worker(args: argparse.Namespace) -> None:
         import xf_load
 
         model = xf_load.AutoModelForCausalLM.from_pretrained(args.path, dtype=dtype).to(device).eval()
+        if args.impl == "xf-fused":
+            model.fuse_projections()
 
     # No EOS on either side: every run makes exactly n tokens and measures plain greedy decoding.
     model.generation_config.eos_token_id = None
@@ -85,12 +88,12 @@ def worker(args: argparse.Namespace) -> None:
             if args.impl == "loop":
                 return hand_written_loop(model, ids, n)
             kwargs = {"max_new_tokens": n, "do_sample": False}
-            if args.impl == "xf" and args.compile:
+            if args.impl.startswith("xf") and args.compile:
                 kwargs["compile"] = True
             return model.generate(ids, **kwargs)
 
     run(8)  # warm-up (kernels, allocator; compilation when asked)
-    if args.compile and args.impl == "xf":
+    if args.compile and args.impl.startswith("xf"):
         run(args.new_tokens)  # the full-length static cache compiles once more
     times = []
     for _ in range(args.inner):
@@ -104,6 +107,17 @@ def worker(args: argparse.Namespace) -> None:
         assert out.shape[1] == args.prompt + args.new_tokens, out.shape
     seconds = statistics.median(times)
     print(json.dumps({"tokens_per_s": args.batch * args.new_tokens / seconds}))
+
+
+def fused_line(results: dict[str, list[float]]) -> str:
+    """xf after fuse_projections() against plain xf: medians, and the median of the per-round ratios (each
+    round runs both back to back, so the ratio is less exposed to load drift than the medians)."""
+    fused, plain = results["xf-fused"], results["xf"]
+    ratios = [f / p for f, p in zip(fused, plain, strict=True)]
+    return (
+        f"      xf-fused {statistics.median(fused):.1f} tok/s vs xf {statistics.median(plain):.1f}: "
+        f"ratio {statistics.median(ratios):.3f} (per round {', '.join(f'{r:.2f}' for r in ratios)})"
+    )
 
 
 def hand_written_loop(model, ids, new_tokens: int):
@@ -166,7 +180,10 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, default=0, help="torch CPU threads per worker (0: torch's default)"
     )
-    parser.add_argument("--worker", choices=["xf", "hf", "loop"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--fused", action="store_true", help="also measure xf after fuse_projections() (column xf-fused)"
+    )
+    parser.add_argument("--worker", choices=["xf", "xf-fused", "hf", "loop"], help=argparse.SUPPRESS)
     parser.add_argument("--path", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.device is None:
@@ -199,8 +216,10 @@ def main() -> None:
         for batch in args.batch:
             for dtype in args.dtype:
                 results: dict[str, list[float]] = {"xf": [], "hf": [], "loop": []}
+                if args.fused:
+                    results["xf-fused"] = []
                 for _ in range(args.repeats):
-                    for impl in results:  # alternate, so drift hits all three alike
+                    for impl in results:  # alternate, so drift hits all alike
                         results[impl].append(measure(args, impl, batch, dtype))
                         recorder.record(impl, {"tokens_per_s": results[impl][-1]}, batch=batch, dtype=dtype)
                 xf, hf, loop = (statistics.median(results[k]) for k in ("xf", "hf", "loop"))
@@ -208,6 +227,8 @@ def main() -> None:
                     f"{batch:>5} {dtype:>5} {xf:>10.1f} {hf:>10.1f} {loop:>10.1f} {xf / hf:>6.2f} {xf / loop:>7.2f}",
                     flush=True,
                 )
+                if args.fused:
+                    print(fused_line(results), flush=True)
 
 
 if __name__ == "__main__":

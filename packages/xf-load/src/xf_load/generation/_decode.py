@@ -337,7 +337,7 @@ def generate(
 
     if streamer is not None:
         streamer.put(input_ids.cpu())
-    with torch.no_grad():
+    with torch.no_grad():  # not inference_mode: the ids and caches returned must stay trainable (RL)
         if num_beams > 1:
             return beam_search(inputs, input_ids, config, processors, criteria, eos, pad, B, generator)
         return _sample_loop(inputs, input_ids, config, processors, criteria, eos, pad, streamer, generator)

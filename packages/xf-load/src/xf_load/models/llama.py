@@ -24,6 +24,12 @@ from torch import nn
 from xf_core.errors import XfConfigError
 from xf_load import initialization as init
 from xf_load._decoder import decoder_prologue, keep_logits
+from xf_load._fusing import (
+    fused_linear,
+    pack_fused_linears,
+    release_fused_linears,
+    repack_fused_linears,
+)
 from xf_load.activations import Activation, get_activation
 from xf_load.attention import AttentionFn, get_attention
 from xf_load.cache import Cache
@@ -64,6 +70,12 @@ TP_PLAN = {
     "layers.*.mlp.up_proj": "colwise",
     "layers.*.mlp.down_proj": "rowwise",
 }
+
+
+# Linears that read the same input, run as one matmul at inference (xf_load._fusing); modules and
+# state-dict keys stay transformers'.
+QKV = ("q_proj", "k_proj", "v_proj")
+GATE_UP = ("gate_proj", "up_proj")
 
 
 # ---- configs ----------------------------------------------------------------------------------------------
@@ -240,6 +252,8 @@ class LlamaRMSNorm(nn.Module):
 
 
 class LlamaAttention(nn.Module):
+    _fused_linears: ClassVar[tuple[tuple[str, ...], ...]] = (QKV,)
+
     def __init__(self, config: LlamaConfig, layer_idx: int) -> None:
         super().__init__()
         self.layer_idx = layer_idx
@@ -269,9 +283,10 @@ class LlamaAttention(nn.Module):
         cache_position: torch.Tensor,
     ) -> torch.Tensor:
         B, T, _ = x.shape
-        q = self.q_proj(x).view(B, T, self.n_head, self.head_dim)
-        k = self.k_proj(x).view(B, T, self.n_kv, self.head_dim)
-        v = self.v_proj(x).view(B, T, self.n_kv, self.head_dim).transpose(1, 2)  # (B, nkv, T, hs)
+        q, k, v = fused_linear(self, QKV, x) or (self.q_proj(x), self.k_proj(x), self.v_proj(x))
+        q = q.view(B, T, self.n_head, self.head_dim)
+        k = k.view(B, T, self.n_kv, self.head_dim)
+        v = v.view(B, T, self.n_kv, self.head_dim).transpose(1, 2)  # (B, nkv, T, hs)
         if hasattr(self, "q_norm"):
             q, k = self.q_norm(q), self.k_norm(k)
         q, k = apply_rotary_pos_emb(
@@ -286,6 +301,8 @@ class LlamaAttention(nn.Module):
 
 
 class LlamaMLP(nn.Module):
+    _fused_linears: ClassVar[tuple[tuple[str, ...], ...]] = (GATE_UP,)
+
     def __init__(self, config: LlamaConfig) -> None:
         super().__init__()
         H, inner, bias = config.hidden_size, config.intermediate_size, config.mlp_bias
@@ -295,7 +312,8 @@ class LlamaMLP(nn.Module):
         self.act: Activation = get_activation(config.hidden_act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(self.act(self.gate_proj(x)) * self.up_proj(x))
+        gate, up = fused_linear(self, GATE_UP, x) or (self.gate_proj(x), self.up_proj(x))
+        return self.down_proj(self.act(gate) * up)
 
 
 class LlamaDecoderLayer(nn.Module):
@@ -337,6 +355,25 @@ class LlamaPreTrainedModel(PreTrainedModel):
                 init.zeros_(module.weight[module.padding_idx])
         elif isinstance(module, LlamaRMSNorm):
             init.ones_(module.weight)
+
+    def fuse_projections(self) -> int:
+        """Run q/k/v and gate/up as one matmul each at inference, for a little less per-token overhead;
+        returns how many groups were fused (two per layer).
+
+        Opt-in and invisible to everything else: each layer's ``q_proj``, ``k_proj``, ... stay ``nn.Linear``
+        modules and ``state_dict()`` keeps transformers' keys and shapes (saved files are unchanged); their
+        weights just become views of one buffer per group (copied once: a memory-mapped model's fused
+        weights then live in ordinary memory). The fused path runs only when no gradient is wanted and the
+        modules and layout are still as packed (training, a quantizer, an adapter or tensor parallelism
+        replacing a module or its weight fall back to the separate matmuls); ``model.to(dtype)`` re-packs.
+        """
+        return pack_fused_linears(self)
+
+    def _apply(self, fn: Any, recurse: bool = True) -> Any:  # .to(), .half(), .cuda(), ...
+        release_fused_linears(self)
+        out = super()._apply(fn, recurse)
+        repack_fused_linears(self)
+        return out
 
 
 class LlamaModel(LlamaPreTrainedModel):
