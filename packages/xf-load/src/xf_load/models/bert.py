@@ -254,15 +254,19 @@ class BertSelfAttention(nn.Module):
     def _fused_qkv(self) -> tuple[torch.Tensor, torch.Tensor] | None:
         """The query, key and value weights and biases concatenated, cached while none of them changes
         (same storage, same version); None when the three are not plain ``nn.Linear`` layers without hooks
-        (quantized, adapted or observed layers run as they are)."""
+        or wrappers holding their weights (quantized, adapted, offloaded or observed layers run as they are)."""
         layers = (self.query, self.key, self.value)
         if any(
-            type(m) is not nn.Linear or m.bias is None or m._forward_hooks or m._forward_pre_hooks
+            type(m) is not nn.Linear
+            or m.bias is None
+            or m._forward_hooks
+            or m._forward_pre_hooks
+            or "forward" in vars(m)  # wrapped per instance, e.g. by offloading that loads its weights
             for m in layers
         ):
             return None
         tensors = [m.weight for m in layers] + [m.bias for m in layers]
-        if any(t.is_inference() for t in tensors):  # no version counter to watch
+        if any(t.is_inference() or t.is_meta for t in tensors):  # no version counter, or no data
             return None
         stamp = tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in tensors)
         if self._qkv_stamp != stamp:
