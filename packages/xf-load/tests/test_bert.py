@@ -390,3 +390,32 @@ def test_training_gradients_match_transformers(family):
     want = dict(hf.named_parameters())
     for name, p in xf.named_parameters():
         assert torch.allclose(p.grad, want[name].grad, atol=1e-6), name
+
+
+def test_inference_fuses_qkv_and_follows_weight_changes():
+    """Without autograd q, k and v come from one cached concatenated matmul: the same outputs as the three
+    layers, rebuilt after an in-place weight change or a dtype move; the state dict keeps the three keys."""
+    hf, xf = _pair("Bert", "Model")
+    inputs = _batch("Bert")
+    attention = xf.encoder.layer[0].attention.self
+    keys = set(xf.state_dict())
+    want = xf(**inputs).last_hidden_state  # grad enabled: the three layers
+    with torch.inference_mode():
+        got = xf(**inputs).last_hidden_state
+    assert attention._qkv is not None and attention._qkv[0].shape[0] == 3 * attention.query.out_features
+    assert (want - got).abs().max().item() <= 1e-6
+    with torch.no_grad():
+        attention.value.weight.mul_(-1.0)
+        hf.encoder.layer[0].attention.self.value.weight.mul_(-1.0)
+        changed = xf(**inputs).last_hidden_state
+        assert (changed - hf(**inputs).last_hidden_state).abs().max().item() <= ATOL
+        assert (changed - got).abs().max().item() > 1e-3
+        xf.double()
+        assert (xf(**inputs).last_hidden_state.float() - changed).abs().max().item() <= 1e-5
+        assert attention._qkv[0].dtype == torch.float64
+    seen = []
+    attention.key.register_forward_hook(lambda _m, _a, out: seen.append(out.shape))
+    with torch.no_grad():
+        xf(**inputs)
+    assert len(seen) == 1  # a hooked layer runs as itself
+    assert set(xf.state_dict()) == keys

@@ -21,6 +21,7 @@ from xf_pipeline import (
     semantic_search,
 )
 from xf_pipeline._math import pool
+from xf_pipeline._sentence_transformer import token_budget_batches
 
 st = pytest.importorskip("sentence_transformers")
 
@@ -138,20 +139,28 @@ def test_encode_output_kinds_and_normalization(models):
 
 
 def test_encode_batches_texts_of_similar_length(models):
-    """Sorted by length, a batch of 2 pads short texts with short texts: the model sees fewer tokens."""
+    """Sorted by length, a batch of 2 pads short texts with short texts: the model sees fewer tokens; the
+    short texts share one batch, as many as fit in the tokens of the first (2 x the longest text)."""
     ours, _ = models["cls"]
     medium = "a man is eating food " * 4
-    widths = []
+    shapes = []
     handle = ours.model.register_forward_pre_hook(
-        lambda _m, _a, kwargs: widths.append(kwargs["input_ids"].shape[-1]), with_kwargs=True
+        lambda _m, _a, kwargs: shapes.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True
     )
     try:
         texts = ["a", medium, "b", medium + " more", "c", "d"]
         by_length = ours.encode(texts, batch_size=2)
     finally:
         handle.remove()
-    assert widths == [len(ours.tokenizer(texts[3])["input_ids"]), 3, 3]  # the long ones together
+    assert shapes == [(2, len(ours.tokenizer(texts[3])["input_ids"])), (4, 3)]  # the long ones together
     np.testing.assert_allclose(by_length, ours.encode(texts, batch_size=1), atol=1e-5)
+
+
+def test_token_budget_batches():
+    assert token_budget_batches([], 4) == []
+    assert token_budget_batches([10, 9, 5, 5, 5, 2, 2, 1], 2) == [(0, 2), (2, 6), (6, 8)]
+    assert token_budget_batches([3, 3, 3], 1) == [(0, 1), (1, 2), (2, 3)]  # never more tokens than asked
+    assert token_budget_batches([4, 0, 0], 2) == [(0, 2), (2, 3)]  # empty rows: at least batch_size
 
 
 def test_progress_bar_for_long_inputs(models, capsys, monkeypatch):

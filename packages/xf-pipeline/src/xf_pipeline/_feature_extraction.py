@@ -15,6 +15,7 @@ from xf_pipeline.errors import PipelineInputError
 __all__ = ["FeatureExtractionPipeline", "SentenceSimilarityPipeline", "similarity_matrix"]
 
 _POOLING = (*POOLINGS, "auto")
+_MODEL_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 def similarity_matrix(a: torch.Tensor, b: torch.Tensor, function: str = "cosine") -> torch.Tensor:
@@ -77,6 +78,24 @@ class _EmbeddingPipeline(Pipeline):
         """The model inputs of each text, from one tokenizer call. ``pooled`` inputs follow the model's
         sentence-transformers settings (``max_seq_length``, ``do_lower_case``); ``prompt`` is prepended, and
         when the model's pooling excludes it, each row carries its ``prompt_length``."""
+        encoded, prompt_length = self.tokenize(texts, truncation, max_length, pooled=pooled, prompt=prompt)
+        rows = split_rows(encoded, _MODEL_KEYS)
+        if prompt_length is not None:
+            for row in rows:
+                row["prompt_length"] = prompt_length
+        return rows
+
+    def tokenize(
+        self,
+        texts: list[Any],
+        truncation: bool,
+        max_length: int | None,
+        *,
+        pooled: bool = False,
+        prompt: str | None = None,
+    ) -> tuple[Any, int | None]:
+        """One tokenizer call for all ``texts`` (unpadded lists of ids per key), as :meth:`_encode` prepares
+        them, and the prompt's token count when the model's pooling leaves the prompt out (else None)."""
         for text in texts:
             if not isinstance(text, str):
                 raise PipelineInputError(
@@ -93,12 +112,8 @@ class _EmbeddingPipeline(Pipeline):
         if pooled and settings.do_lower_case:
             texts = [text.lower() for text in texts]
         encoded = self.tokenizer(texts, truncation=bool(truncation and max_length), max_length=max_length)
-        rows = split_rows(encoded, ("input_ids", "attention_mask", "token_type_ids"))
-        if prompt and pooled and not settings.include_prompt:
-            length = self.prompt_length(prompt)
-            for row in rows:
-                row["prompt_length"] = length
-        return rows
+        excluded = bool(prompt) and pooled and not settings.include_prompt
+        return encoded, self.prompt_length(prompt) if excluded and prompt else None
 
     def _forward(self, batch: dict[str, Any]) -> dict[str, Any]:
         output = self.model(**self.model_inputs(batch))

@@ -21,8 +21,7 @@ import torch
 
 from xf_core.errors import XfValueError
 from xf_core.logging import progress_bar
-from xf_pipeline._feature_extraction import FeatureExtractionPipeline, similarity_matrix
-from xf_pipeline.base import collate
+from xf_pipeline._feature_extraction import _MODEL_KEYS, FeatureExtractionPipeline, similarity_matrix
 
 if TYPE_CHECKING:
     import numpy as np
@@ -210,17 +209,22 @@ class SentenceTransformer:
         pipe = self.pipeline
         modes = pipe.pooling_modes("auto")
         normalize = pipe.sentence_config.normalize
-        rows = pipe._encode(texts, True, self.max_seq_length, pooled=True, prompt=prompt)
-        order = sorted(range(len(rows)), key=lambda i: -rows[i]["input_ids"].shape[-1])  # longest first
+        if not texts:
+            return torch.empty((0, self.get_sentence_embedding_dimension()))
+        encoded, prompt_length = pipe.tokenize(texts, True, self.max_seq_length, pooled=True, prompt=prompt)
+        keys = [key for key in _MODEL_KEYS if key in encoded]
+        ids = encoded["input_ids"]
+        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))  # longest first
+        batches = token_budget_batches([len(ids[i]) for i in order], batch_size)
         show = len(texts) >= _PROGRESS_FROM if show_progress_bar is None else show_progress_bar
-        starts = range(0, len(order), batch_size)
-        out: torch.Tensor | None = None
-        for start in progress_bar(starts, desc="Batches", unit="batch", disable=None if show else True):
-            picked = order[start : start + batch_size]
-            batch, _, _ = collate(
-                [rows[i] for i in picked], pad_token_id=pipe.pad_token_id, padding_side=pipe.padding_side
-            )
-            prompt_length = batch.pop("prompt_length", None)
+        fills = {"input_ids": pipe.pad_token_id}
+        left = pipe.padding_side == "left"
+        parts: list[torch.Tensor] = []
+        for start, stop in progress_bar(
+            batches, desc="Batches", unit="batch", disable=None if show else True
+        ):
+            picked = order[start:stop]
+            batch = {key: _pad([encoded[key][i] for i in picked], fills.get(key, 0), left) for key in keys}
             with torch.inference_mode():
                 if self._onnx is not None:
                     hidden = self._onnx(pipe.model_inputs(batch))
@@ -229,13 +233,13 @@ class SentenceTransformer:
                     batch = {k: v.to(pipe.device) for k, v in batch.items()}
                     output = pipe._forward(batch)
                     hidden, mask = output["hidden"], output["attention_mask"]
-                vectors = pipe.embed(hidden, mask, modes, normalize=normalize, prompt_length=prompt_length)
-            if out is None:
-                out = vectors.new_empty((len(rows), vectors.shape[-1]))
-            out[torch.tensor(picked, device=out.device)] = vectors
-        if out is None:
-            return torch.empty((0, self.get_sentence_embedding_dimension()))
-        return out
+                parts.append(
+                    pipe.embed(hidden, mask, modes, normalize=normalize, prompt_length=prompt_length)
+                )
+        vectors = torch.cat(parts)  # in `order`
+        inverse = torch.empty(len(order), dtype=torch.long)
+        inverse[torch.tensor(order)] = torch.arange(len(order))
+        return vectors[inverse.to(vectors.device)]
 
     def __repr__(self) -> str:
         config = self.pipeline.sentence_config
@@ -244,6 +248,31 @@ class SentenceTransformer:
             f"pooling={'+'.join(config.pooling)}, normalize={config.normalize}, "
             f"max_seq_length={self.max_seq_length}, backend={self.backend!r}, device={self.device})"
         )
+
+
+def token_budget_batches(lengths: Sequence[int], batch_size: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` runs of texts sorted longest first, each padded to its first text's length and
+    holding at most ``batch_size`` x the longest text's tokens: the first batch has ``batch_size`` texts
+    (the peak memory ``batch_size`` asks for), later ones of shorter texts hold more, so the model runs
+    fewer, larger batches of the same padded size."""
+    if not lengths:
+        return []
+    budget = batch_size * max(lengths[0], 1)
+    runs: list[tuple[int, int]] = []
+    start = 0
+    while start < len(lengths):
+        stop = min(len(lengths), start + max(batch_size, budget // max(lengths[start], 1)))
+        runs.append((start, stop))
+        start = stop
+    return runs
+
+
+def _pad(rows: list[list[int]], fill: int, left: bool) -> torch.Tensor:
+    """Lists of ids -> one ``(B, T)`` int64 tensor, padded with ``fill`` on the tokenizer's side."""
+    width = max(len(row) for row in rows)
+    if left:
+        return torch.tensor([[fill] * (width - len(row)) + row for row in rows], dtype=torch.long)
+    return torch.tensor([row + [fill] * (width - len(row)) for row in rows], dtype=torch.long)
 
 
 def _matrix(value: Any) -> torch.Tensor:

@@ -10,7 +10,10 @@ What is notable, read top to bottom:
   ``gamma``/``beta``, renamed on load by :data:`CHECKPOINT_RENAMES`.
 * ``BertModel`` has a pooler (``tanh(dense(h[:, 0]))``) used by sequence classification; the masked-LM head
   is a transform (dense, activation, LayerNorm) and a decoder tied to the word embeddings, whose bias is the
-  head's ``bias`` parameter.
+  head's ``bias`` parameter (the heads are in :mod:`xf_load.models._bert_heads`, re-exported here).
+* Inference (no autograd) projects q, k and v with one matmul of the three weights concatenated, built on
+  first use and rebuilt when a weight changes; the checkpoint keeps the three separate ``query``/``key``/
+  ``value`` keys, and training runs the three layers as they are.
 * RoBERTa is the same network; the differences are data: position ids count only non-padding tokens and start
   at ``pad_token_id + 1`` (fairseq's convention, :attr:`RobertaConfig.positions_from_padding`), the base model
   is stored under ``roberta.``, the masked-LM head is ``lm_head.{dense,layer_norm,decoder,bias}`` (always
@@ -20,7 +23,7 @@ What is notable, read top to bottom:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -33,22 +36,22 @@ from xf_load.activations import Activation, get_activation
 from xf_load.attention import AttentionFn, get_attention
 from xf_load.configuration_utils import PretrainedConfig
 from xf_load.heads import HeadKind
-from xf_load.losses import (
-    masked_lm_loss,
-    question_answering_loss,
-    sequence_classification_loss,
-    token_classification_loss,
-)
 from xf_load.masks import padding_mask
 from xf_load.modeling_utils import PreTrainedModel
-from xf_load.outputs import (
-    BaseModelOutput,
-    MaskedLMOutput,
-    ModelOutput,
-    QuestionAnsweringOutput,
-    SequenceClassifierOutput,
-    TokenClassifierOutput,
-)
+from xf_load.outputs import BaseModelOutput
+
+# The task heads live in _bert_heads (they build on the classes here); __getattr__ below serves them.
+if TYPE_CHECKING:
+    from xf_load.models._bert_heads import (
+        BertForMaskedLM,
+        BertForQuestionAnswering,
+        BertForSequenceClassification,
+        BertForTokenClassification,
+        RobertaForMaskedLM,
+        RobertaForQuestionAnswering,
+        RobertaForSequenceClassification,
+        RobertaForTokenClassification,
+    )
 
 __all__ = [
     "CHECKPOINT_RENAMES",
@@ -230,16 +233,47 @@ class BertSelfAttention(nn.Module):
         self.value: nn.Linear = nn.Linear(config.hidden_size, config.hidden_size)
         self.dropout: float = config.attention_probs_dropout_prob
         self.attend: AttentionFn = get_attention(config.attn_implementation)
+        self._qkv: tuple[torch.Tensor, torch.Tensor] | None = None  # see _fused_qkv; not in the state dict
+        self._qkv_stamp: tuple[Any, ...] | None = None
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         B, T, C = x.shape
-        q = self.query(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, nh, T, hs)
-        k = self.key(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, nh, T, hs)
-        v = self.value(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, nh, T, hs)
+        fused = None if torch.is_grad_enabled() else self._fused_qkv()
+        if fused is not None:  # one (C, 3C) matmul instead of three
+            qkv = F.linear(x, *fused).view(B, T, 3, self.n_head, self.head_dim).permute(2, 0, 3, 1, 4)
+            q, k, v = qkv.unbind(0)  # each (B, nh, T, hs)
+        else:
+            q = self.query(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, nh, T, hs)
+            k = self.key(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, nh, T, hs)
+            v = self.value(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, nh, T, hs)
         y = self.attend(
             q, k, v, mask, scale=self.head_dim**-0.5, dropout=self.dropout, training=self.training
         )  # (B, T, nh, hs)
         return y.reshape(B, T, C)
+
+    def _fused_qkv(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The query, key and value weights and biases concatenated, cached while none of them changes
+        (same storage, same version); None when the three are not plain ``nn.Linear`` layers without hooks
+        or wrappers holding their weights (quantized, adapted, offloaded or observed layers run as they are)."""
+        layers = (self.query, self.key, self.value)
+        if any(
+            type(m) is not nn.Linear
+            or m.bias is None
+            or m._forward_hooks
+            or m._forward_pre_hooks
+            or "forward" in vars(m)  # wrapped per instance, e.g. by offloading that loads its weights
+            for m in layers
+        ):
+            return None
+        tensors = [m.weight for m in layers] + [m.bias for m in layers]
+        if any(t.is_inference() or t.is_meta for t in tensors):  # no version counter, or no data
+            return None
+        stamp = tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in tensors)
+        if self._qkv_stamp != stamp:
+            with torch.no_grad():
+                self._qkv = (torch.cat(tensors[:3]), torch.cat(tensors[3:]))
+            self._qkv_stamp = stamp
+        return self._qkv
 
 
 class BertOutput(nn.Module):
@@ -303,52 +337,6 @@ class BertPooler(nn.Module):
         return torch.tanh(self.dense(x[:, 0]))  # the first ([CLS]) token
 
 
-class BertPredictionHeadTransform(nn.Module):
-    def __init__(self, config: BertConfig) -> None:
-        super().__init__()
-        self.dense: nn.Linear = nn.Linear(config.hidden_size, config.hidden_size)
-        self.act: Activation = get_activation(config.hidden_act)
-        self.LayerNorm: nn.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.LayerNorm(self.act(self.dense(x)))
-
-
-class BertLMPredictionHead(nn.Module):
-    def __init__(self, config: BertConfig) -> None:
-        super().__init__()
-        self.transform: BertPredictionHeadTransform = BertPredictionHeadTransform(config)
-        self.decoder: nn.Linear = nn.Linear(config.hidden_size, config.vocab_size)
-        self.bias: nn.Parameter = nn.Parameter(torch.empty(config.vocab_size))  # decoder.bias when tied
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.transform(x))
-
-
-class RobertaLMHead(nn.Module):
-    def __init__(self, config: BertConfig) -> None:
-        super().__init__()
-        self.dense: nn.Linear = nn.Linear(config.hidden_size, config.hidden_size)
-        self.layer_norm: nn.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.decoder: nn.Linear = nn.Linear(config.hidden_size, config.vocab_size)
-        self.bias: nn.Parameter = nn.Parameter(torch.empty(config.vocab_size))  # decoder.bias when tied
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.layer_norm(F.gelu(self.dense(x))))  # GELU whatever hidden_act says
-
-
-class RobertaClassificationHead(nn.Module):
-    def __init__(self, config: BertConfig) -> None:
-        super().__init__()
-        self.dense: nn.Linear = nn.Linear(config.hidden_size, config.hidden_size)
-        self.dropout: nn.Dropout = nn.Dropout(_classifier_dropout(config))
-        self.out_proj: nn.Linear = nn.Linear(config.hidden_size, config.num_labels)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.dropout(x[:, 0])  # the first (<s>) token
-        return self.out_proj(self.dropout(torch.tanh(self.dense(x))))
-
-
 def _classifier_dropout(config: BertConfig) -> float:
     return config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
 
@@ -367,6 +355,8 @@ class BertPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module: nn.Module) -> None:
         """The default table (Linear and Embedding ~ N(0, initializer_range), padding row 0, LayerNorm 1/0),
         plus a zero masked-LM bias."""
+        from xf_load.models._bert_heads import BertLMPredictionHead, RobertaLMHead
+
         super()._init_weights(module)
         if isinstance(module, (BertLMPredictionHead, RobertaLMHead)):
             init.zeros_(module.bias)
@@ -414,159 +404,6 @@ class BertModel(BertPreTrainedModel):
         )
 
 
-class _BertHead(BertPreTrainedModel):
-    """A task head on the encoder, which is stored under ``base_model_prefix`` (``bert`` or ``roberta``) as
-    checkpoints name it. A head adds its modules in ``_add_head`` and turns the encoder's output and the
-    labels into its output in ``_predict``; ``forward`` is the same for every head."""
-
-    _uses_pooler: ClassVar[bool] = False
-
-    def __init__(self, config: BertConfig) -> None:
-        super().__init__(config)
-        base_class = RobertaModel if self.base_model_prefix == "roberta" else BertModel
-        self.add_module(self.base_model_prefix, base_class(config, add_pooling_layer=self._uses_pooler))
-        self._add_head(config)
-        self.post_init()
-
-    def _add_head(self, config: BertConfig) -> None:
-        raise NotImplementedError(f"{type(self).__name__} must define _add_head(config)")
-
-    def _predict(self, out: BaseModelOutput, labels: torch.Tensor | None) -> ModelOutput:
-        raise NotImplementedError(f"{type(self).__name__} must define _predict(out, labels)")
-
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_hidden_states: bool = False,
-        **kwargs: Any,
-    ) -> ModelOutput:
-        out = self.base_model(
-            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states
-        )
-        return self._predict(out, labels)
-
-
-class BertForMaskedLM(_BertHead):
-    head_kind: ClassVar[HeadKind] = HeadKind.MASKED_LM
-    _tied_weights_keys: ClassVar[dict[str, str]] = {
-        "cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight",
-        "cls.predictions.decoder.bias": "cls.predictions.bias",
-    }
-
-    def _add_head(self, config: BertConfig) -> None:
-        self.cls: nn.ModuleDict = nn.ModuleDict(
-            {"predictions": BertLMPredictionHead(config)}
-        )  # cls.predictions.* keys
-
-    def _head(self) -> BertLMPredictionHead | RobertaLMHead:
-        """The module holding ``decoder`` and ``bias``."""
-        return self.cls.predictions
-
-    def get_output_embeddings(self) -> nn.Linear:
-        return self._head().decoder
-
-    def set_output_embeddings(self, value: nn.Linear) -> None:
-        self._head().decoder = value
-
-    @torch.no_grad()
-    def resize_token_embeddings(
-        self,
-        new_num_tokens: int | None = None,
-        *,
-        pad_to_multiple_of: int | None = None,
-        mean_resizing: bool = True,
-    ) -> nn.Embedding:
-        """As :meth:`PreTrainedModel.resize_token_embeddings`, and the head's ``bias`` follows (new tokens: 0)."""
-        new = super().resize_token_embeddings(
-            new_num_tokens, pad_to_multiple_of=pad_to_multiple_of, mean_resizing=mean_resizing
-        )
-        head, n = self._head(), new.num_embeddings
-        old = head.bias
-        if old.shape[0] != n:
-            bias = torch.zeros(n, dtype=old.dtype, device=old.device)
-            keep = min(n, old.shape[0])
-            bias[:keep] = old[:keep]
-            head.bias = nn.Parameter(bias)
-            self.tie_weights()
-        return new
-
-    def _predict(self, out: BaseModelOutput, labels: torch.Tensor | None) -> MaskedLMOutput:
-        logits = self._head()(out.last_hidden_state)
-        loss = masked_lm_loss(logits, labels) if labels is not None else None  # -100: unmasked positions
-        return MaskedLMOutput(loss=loss, logits=logits, hidden_states=out.hidden_states)
-
-
-class BertForSequenceClassification(_BertHead):
-    """Classifies (or, with one label, regresses) a whole sequence from the pooled first token."""
-
-    head_kind: ClassVar[HeadKind] = HeadKind.SEQUENCE_CLASSIFICATION
-    _uses_pooler: ClassVar[bool] = True
-
-    def _add_head(self, config: BertConfig) -> None:
-        self.dropout: nn.Dropout = nn.Dropout(_classifier_dropout(config))
-        self.classifier: nn.Linear = nn.Linear(config.hidden_size, config.num_labels)
-
-    def _classify(self, out: BaseModelOutput) -> torch.Tensor:
-        return self.classifier(self.dropout(out.pooler_output))
-
-    def _predict(self, out: BaseModelOutput, labels: torch.Tensor | None) -> SequenceClassifierOutput:
-        logits = self._classify(out)
-        loss = None
-        if labels is not None:
-            loss = sequence_classification_loss(
-                logits, labels, num_labels=self.config.num_labels, problem_type=self.config.problem_type
-            )
-        return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states)
-
-
-class BertForTokenClassification(_BertHead):
-    head_kind: ClassVar[HeadKind] = HeadKind.TOKEN_CLASSIFICATION
-    _add_head = BertForSequenceClassification._add_head  # the same dropout + linear classifier, per token
-
-    def _predict(self, out: BaseModelOutput, labels: torch.Tensor | None) -> TokenClassifierOutput:
-        logits = self.classifier(self.dropout(out.last_hidden_state))
-        loss = token_classification_loss(logits, labels) if labels is not None else None  # -100: ignored
-        return TokenClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states)
-
-
-class BertForQuestionAnswering(_BertHead):
-    """Extractive QA: a start and an end logit per token (``qa_outputs`` has ``num_labels`` = 2 outputs)."""
-
-    head_kind: ClassVar[HeadKind] = HeadKind.QUESTION_ANSWERING
-
-    def _add_head(self, config: BertConfig) -> None:
-        self.qa_outputs: nn.Linear = nn.Linear(config.hidden_size, config.num_labels)
-
-    def forward(  # the targets are start_positions and end_positions, not labels
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        start_positions: torch.Tensor | None = None,
-        end_positions: torch.Tensor | None = None,
-        output_hidden_states: bool = False,
-        **kwargs: Any,
-    ) -> QuestionAnsweringOutput:
-        out = self.base_model(
-            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states
-        )
-        start_logits, end_logits = self.qa_outputs(out.last_hidden_state).split(1, dim=-1)
-        start_logits, end_logits = start_logits.squeeze(-1).contiguous(), end_logits.squeeze(-1).contiguous()
-        loss = None
-        if start_positions is not None and end_positions is not None:
-            loss = question_answering_loss(start_logits, end_logits, start_positions, end_positions)
-        return QuestionAnsweringOutput(
-            loss=loss, start_logits=start_logits, end_logits=end_logits, hidden_states=out.hidden_states
-        )
-
-
 # ---------------------------------------------------------------------------------------------- RoBERTa
 
 
@@ -575,40 +412,13 @@ class RobertaModel(BertModel):
     base_model_prefix = "roberta"
 
 
-class RobertaForMaskedLM(BertForMaskedLM):
-    config_class: ClassVar[type[PretrainedConfig]] = RobertaConfig
-    base_model_prefix = "roberta"
-    _tied_weights_keys: ClassVar[dict[str, str]] = {
-        "lm_head.decoder.weight": "roberta.embeddings.word_embeddings.weight",
-        "lm_head.decoder.bias": "lm_head.bias",
-    }
-
-    def _add_head(self, config: BertConfig) -> None:
-        self.lm_head: RobertaLMHead = RobertaLMHead(config)
-
-    def _head(self) -> BertLMPredictionHead | RobertaLMHead:
-        return self.lm_head
+_HEADS = frozenset(name for name in __all__ if "For" in name)
 
 
-class RobertaForSequenceClassification(BertForSequenceClassification):
-    """Classifies from the first token through ``classifier.dense`` + tanh + ``classifier.out_proj`` (no pooler)."""
+def __getattr__(name: str) -> Any:
+    """The task heads, from :mod:`xf_load.models._bert_heads` (imported on first use: it imports this module)."""
+    if name in _HEADS:
+        from xf_load.models import _bert_heads
 
-    config_class: ClassVar[type[PretrainedConfig]] = RobertaConfig
-    base_model_prefix = "roberta"
-    _uses_pooler: ClassVar[bool] = False
-
-    def _add_head(self, config: BertConfig) -> None:
-        self.classifier: RobertaClassificationHead = RobertaClassificationHead(config)
-
-    def _classify(self, out: BaseModelOutput) -> torch.Tensor:
-        return self.classifier(out.last_hidden_state)
-
-
-class RobertaForTokenClassification(BertForTokenClassification):
-    config_class: ClassVar[type[PretrainedConfig]] = RobertaConfig
-    base_model_prefix = "roberta"
-
-
-class RobertaForQuestionAnswering(BertForQuestionAnswering):
-    config_class: ClassVar[type[PretrainedConfig]] = RobertaConfig
-    base_model_prefix = "roberta"
+        return getattr(_bert_heads, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
