@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -206,9 +207,12 @@ def test_auto_is_off_for_a_short_job_and_on_for_a_long_one_with_a_warm_cache(com
 
 def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("XF_COMPILE_CACHE", raising=False)
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))  # the user's choice is kept
+    assert compile_cache_dir() == tmp_path / "mine"
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert compile_cache_dir() == tmp_path / "xf" / "compile"
     monkeypatch.delenv("XDG_CACHE_HOME")
-    assert compile_cache_dir() == __import__("pathlib").Path.home() / ".cache" / "xf" / "compile"
+    assert compile_cache_dir() == Path.home() / ".cache" / "xf" / "compile"
     monkeypatch.setenv("XF_COMPILE_CACHE", "")
     assert compile_cache_dir() is None

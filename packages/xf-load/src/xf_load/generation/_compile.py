@@ -6,7 +6,8 @@ generated kernels, the compiled C++/Triton modules) on disk, keyed by the graph,
 version, not by the weights. xf points both at one directory, :func:`compile_cache_dir` (``$XF_COMPILE_CACHE``,
 else ``$XDG_CACHE_HOME/xf/compile``, else ``~/.cache/xf/compile``), so a second process that compiles the same
 decode step loads the kernels instead of generating them again; only dynamo's tracing of the Python code is
-redone. ``XF_COMPILE_CACHE=""`` leaves torch's own cache settings alone. (Torch's "mega-cache",
+redone. A ``TORCHINDUCTOR_CACHE_DIR`` the user set is kept when ``XF_COMPILE_CACHE`` is unset;
+``XF_COMPILE_CACHE=""`` leaves torch's own cache settings alone. (Torch's "mega-cache",
 ``torch.compiler.save_cache_artifacts``, packs the same entries to move them to another machine; on one
 machine the directory is all it would add.)
 
@@ -65,11 +66,18 @@ AUTO_MIN_TOKENS_WARM = 512
 
 
 def compile_cache_dir() -> Path | None:
-    """Where compiled decode steps are kept: ``$XF_COMPILE_CACHE``, else ``$XDG_CACHE_HOME/xf/compile``, else
-    ``~/.cache/xf/compile``. ``None`` when ``XF_COMPILE_CACHE`` is set to an empty string (torch's defaults)."""
+    """Where compiled decode steps are kept: ``$XF_COMPILE_CACHE``, else a ``$TORCHINDUCTOR_CACHE_DIR`` the user
+    set, else ``$XDG_CACHE_HOME/xf/compile``, else ``~/.cache/xf/compile``. ``None`` when ``XF_COMPILE_CACHE``
+    is set to an empty string (torch's own settings)."""
     explicit = os.environ.get(CACHE_ENV)
     if explicit is not None:
         return Path(explicit).expanduser() if explicit.strip() else None
+    inductor = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if inductor:
+        from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+        if os.path.abspath(inductor) != os.path.abspath(default_cache_dir()):  # not the value torch filled in
+            return Path(inductor)
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "xf" / "compile"
 
