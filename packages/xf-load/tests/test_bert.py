@@ -5,6 +5,7 @@ legacy checkpoint names, tying, and xf save -> transformers load."""
 from __future__ import annotations
 
 import json
+from unittest import mock
 
 import pytest
 import torch
@@ -392,17 +393,26 @@ def test_training_gradients_match_transformers(family):
         assert torch.allclose(p.grad, want[name].grad, atol=1e-6), name
 
 
-def test_inference_fuses_qkv_and_follows_weight_changes():
-    """Without autograd q, k and v come from one cached concatenated matmul: the same outputs as the three
-    layers, rebuilt after an in-place weight change or a dtype move; the state dict keeps the three keys."""
+def test_fuse_projections_runs_qkv_as_one_matmul_and_follows_weight_changes():
+    """After ``fuse_projections()`` q, k and v run as one matmul without autograd: the same outputs as the
+    three layers, following an in-place weight change and a dtype move; a hooked layer runs as itself; the
+    state dict keeps the three keys."""
     hf, xf = _pair("Bert", "Model")
     inputs = _batch("Bert")
-    attention = xf.encoder.layer[0].attention.self
     keys = set(xf.state_dict())
-    want = xf(**inputs).last_hidden_state  # grad enabled: the three layers
-    with torch.inference_mode():
+    want = xf(**inputs).last_hidden_state
+    assert xf.fuse_projections() == xf.config.num_hidden_layers
+    attention = xf.encoder.layer[0].attention.self
+    calls = []
+    real = torch.nn.functional.linear
+
+    def counting(x, w, b=None):
+        calls.append(w.shape[0])
+        return real(x, w, b)
+
+    with torch.inference_mode(), mock.patch("xf_load._fusing.F.linear", counting):
         got = xf(**inputs).last_hidden_state
-    assert attention._qkv is not None and attention._qkv[0].shape[0] == 3 * attention.query.out_features
+    assert calls.count(3 * attention.query.out_features) == xf.config.num_hidden_layers  # one per layer
     assert (want - got).abs().max().item() <= 1e-6
     with torch.no_grad():
         attention.value.weight.mul_(-1.0)
@@ -412,7 +422,6 @@ def test_inference_fuses_qkv_and_follows_weight_changes():
         assert (changed - got).abs().max().item() > 1e-3
         xf.double()
         assert (xf(**inputs).last_hidden_state.float() - changed).abs().max().item() <= 1e-5
-        assert attention._qkv[0].dtype == torch.float64
     seen = []
     attention.key.register_forward_hook(lambda _m, _a, out: seen.append(out.shape))
     with torch.no_grad():

@@ -160,6 +160,8 @@ def fused_linear(module: nn.Module, names: tuple[str, ...], x: torch.Tensor) -> 
     for name, m, w, b in zip(names, packed.modules, packed.weights, packed.biases, strict=True):
         if children[name] is not m or m.weight is not w or m.bias is not b:
             return None
+        if m._forward_hooks or m._forward_pre_hooks:  # observed (debugging, offloading): run it as itself
+            return None
         if grad and (w.requires_grad or (b is not None and b.requires_grad)):
             return None
     if _pointers(packed.weights, packed.biases) != packed.pointers:

@@ -97,15 +97,24 @@ class StaticCache(Cache):
 
     ``get_seq_length()`` counts the positions written outside ``torch.compile``; code that writes through a
     compiled step calls :meth:`advance` afterwards (``generate`` does).
+
+    ``pad_batch=True`` (with ``max_batch_size``) allocates ``max_batch_size`` rows whatever the first batch:
+    a forward with fewer rows writes and reads the first rows only, so a compiled step padded to
+    ``max_batch_size`` rows serves every smaller batch (``generate``'s batch buckets).
     """
 
     is_static = True
 
-    def __init__(self, *, max_cache_len: int, max_batch_size: int | None = None) -> None:
+    def __init__(
+        self, *, max_cache_len: int, max_batch_size: int | None = None, pad_batch: bool = False
+    ) -> None:
         if max_cache_len < 1:
             raise XfValueError(f"StaticCache(max_cache_len={max_cache_len}): needs at least one slot.")
+        if pad_batch and max_batch_size is None:
+            raise XfValueError("StaticCache(pad_batch=True) needs max_batch_size: the rows to allocate.")
         self.max_cache_len = max_cache_len
         self.max_batch_size = max_batch_size
+        self.pad_batch = pad_batch
         self.keys: list[torch.Tensor] = []
         self.values: list[torch.Tensor] = []
         self._length = 0
@@ -121,6 +130,8 @@ class StaticCache(Cache):
                 f"StaticCache was made for batch size {self.max_batch_size} but got {batch} rows; "
                 "make a new cache with max_batch_size >= the batch size."
             )
+        if self.pad_batch:
+            batch = self.max_batch_size or batch
         shape = (batch, heads, self.max_cache_len, head_dim)
         k_buf = torch.zeros(shape, dtype=key.dtype, device=key.device)
         v_buf = torch.zeros((*shape[:-1], value.shape[-1]), dtype=value.dtype, device=value.device)
@@ -154,6 +165,8 @@ class StaticCache(Cache):
                 f"{self.max_cache_len}; make the cache longer (generate sizes it from max_length)."
             )
         k_buf, v_buf = self.keys[layer_idx], self.values[layer_idx]
+        if key.shape[0] < k_buf.shape[0] and self.pad_batch:  # a batch smaller than the padded rows
+            k_buf, v_buf = k_buf[: key.shape[0]], v_buf[: key.shape[0]]
         k_buf.index_copy_(2, cache_position.to(k_buf.device), key.to(k_buf.dtype))
         v_buf.index_copy_(2, cache_position.to(v_buf.device), value.to(v_buf.dtype))
         if not compiling and layer_idx == 0:

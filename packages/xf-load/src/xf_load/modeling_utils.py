@@ -28,6 +28,7 @@ from torch import nn
 
 from xf_core import HubOptions
 from xf_load import initialization as init
+from xf_load._fusing import pack_fused_linears, release_fused_linears, repack_fused_linears
 from xf_load.configuration_utils import PretrainedConfig
 from xf_load.errors import QuantizationError
 
@@ -352,6 +353,26 @@ class PreTrainedModel(nn.Module):
     # ---- quantization: what the quantizer attached by from_pretrained provides -----------------------------
     # The quantizer that loaded this model (see xf_load.quantizers), or None for a float model.
     hf_quantizer: Quantizer | None = None
+
+    def fuse_projections(self) -> int:
+        """Run the linears each block declares in ``_fused_linears`` (Llama's q/k/v and gate/up, BERT's
+        query/key/value) as one matmul per group at inference; returns how many groups were fused.
+
+        Opt-in and invisible to everything else: the ``nn.Linear`` modules stay, and ``state_dict()`` keeps
+        transformers' keys and shapes (saved files are unchanged); their weights become views of one buffer
+        per group (copied once: a memory-mapped model's fused weights then live in ordinary memory, so the
+        memory used does not grow). The fused path runs only when no gradient is wanted and the modules and
+        layout are still as packed (training, a quantizer, an adapter or tensor parallelism replacing a module
+        or its weight fall back to the separate matmuls); ``model.to(dtype)`` re-packs. See
+        ``xf_load._fusing``.
+        """
+        return pack_fused_linears(self)
+
+    def _apply(self, fn: Any, recurse: bool = True) -> Any:  # .to(), .half(), .cuda(), ...: re-pack after
+        release_fused_linears(self)
+        out = super()._apply(fn, recurse)
+        repack_fused_linears(self)
+        return out
 
     @property
     def is_quantized(self) -> bool:

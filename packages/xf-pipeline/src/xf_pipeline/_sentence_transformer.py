@@ -114,6 +114,10 @@ class SentenceTransformer:
             from xf_pipeline._onnx import OnnxEncoder
 
             self._onnx = OnnxEncoder.for_model(pipe.model, pipe.tokenizer, cache_dir=cache_dir)
+        else:  # an encoder for inference: q/k/v as one matmul (the state dict and modules stay as they are)
+            fuse = getattr(pipe.model, "fuse_projections", None)
+            if fuse is not None:
+                fuse()
         self.max_seq_length: int | None = pipe.max_seq_length()
         self.prompts: dict[str, str] = dict(config.prompts)
         self.default_prompt_name: str | None = config.default_prompt_name

@@ -34,6 +34,7 @@ from xf_core.logging import get_logger
 
 from ..cache import Cache, DynamicCache, StaticCache
 from ._beam import beam_search
+from ._compile import auto_compile, bucket_batch, bucket_length, compiled_step, step_key, step_options
 from ._config import GenerationConfig, finalize_lengths, resolve_generation_config
 from ._limits import check_generation_size, check_prompt
 from ._outputs import GenerateBeamDecoderOnlyOutput, GenerateDecoderOnlyOutput
@@ -212,7 +213,7 @@ def generate(
     stopping_criteria: Sequence[Callable[..., Any]] | None = None,
     streamer: Any = None,
     tokenizer: Any = None,
-    compile: bool | dict[str, Any] = False,
+    compile: bool | str | dict[str, Any] = False,
     generator: torch.Generator | None = None,
     **model_kwargs: Any,
 ) -> torch.Tensor | GenerateDecoderOnlyOutput | GenerateBeamDecoderOnlyOutput:
@@ -226,6 +227,10 @@ def generate(
     Returns the ``(B * num_return_sequences, L + new)`` token tensor, or an output object when
     ``config.return_dict_in_generate``. Extra ``model_kwargs`` reach the prefill forward only (the decode step
     has a fixed signature so that it compiles).
+
+    ``compile=True`` compiles the decode step over a static cache whose length and batch are bucketed (see
+    :mod:`._compile`; compiled kernels persist in ``$XF_COMPILE_CACHE``); a dict passes extra
+    ``torch.compile`` arguments; ``"auto"`` compiles when the job pays for it (:func:`._compile.should_compile`).
     """
     config = resolve_generation_config(model, config)
     device = _device(model)
@@ -302,7 +307,19 @@ def generate(
     if padded:
         position_ids = _position_ids(attention_mask, config.max_length)
 
-    cache, past_length = _prepare_cache(config, past_key_values, rows, input_ids, compile=bool(compile))
+    if compile == "auto":
+        compile = auto_compile(
+            loop_model, config, past_key_values, rows, L, padded, num_beams, encoder_decoder
+        )
+    elif isinstance(compile, str):
+        raise XfValueError(
+            f"compile={compile!r}: pass True, False, 'auto' or a dict of torch.compile arguments."
+        )
+    # Buckets (see ._compile): greedy/sampling of a decoder-only model pads its batch, beams do not.
+    pad_rows = bool(compile) and num_beams == 1 and not encoder_decoder
+    cache, past_length = _prepare_cache(
+        config, past_key_values, rows, input_ids, compile=bool(compile), pad_rows=pad_rows
+    )
     if compile and not isinstance(cache, StaticCache):
         raise XfValueError(
             "compile=True needs fixed shapes, so a StaticCache: pass past_key_values=StaticCache(...) or none "
@@ -314,7 +331,18 @@ def generate(
         mask_buf = torch.ones(rows, mask_len, dtype=torch.long, device=device)
         mask_buf[:, :L] = attention_mask
 
-    step_fn = _compiled_step(loop_model, {} if compile is True else compile) if compile else decode_one_token
+    step_fn: StepFn = decode_one_token
+    if compile:
+        options = step_options(loop_model, {} if compile is True else compile)
+        assert isinstance(cache, StaticCache)
+        key = step_key(
+            loop_model,
+            rows=_cache_batch(cache, rows),
+            cache_len=cache.max_cache_len,
+            padded=padded,
+            options=options,
+        )
+        step_fn = compiled_step(loop_model, options, key)
     positions = torch.arange(config.max_length, device=device)
     inputs = _Inputs(loop_model, mask_buf, position_ids, cache, past_length, model_kwargs, step_fn, positions)
 
@@ -424,6 +452,7 @@ def _sample_loop(
         scores=tuple(scores_out) if want_scores else None,
         logits=tuple(logits_out) if want_logits else None,
         past_key_values=inputs.cache,
+        compile_time=getattr(inputs.step_fn, "compile_seconds", None),
     )
 
 
@@ -465,6 +494,7 @@ def _prepare_cache(
     input_ids: torch.Tensor,
     *,
     compile: bool,
+    pad_rows: bool = False,
 ) -> tuple[Cache | None, int]:
     assert config.max_length is not None
     if past_key_values is not None:
@@ -494,25 +524,17 @@ def _prepare_cache(
             raise XfValueError(
                 "compile=True needs a static cache (fixed shapes); drop cache_implementation='dynamic'."
             )
-        return StaticCache(max_cache_len=config.max_length, max_batch_size=rows), 0
+        if not compile:
+            return StaticCache(max_cache_len=config.max_length, max_batch_size=rows), 0
+        length = bucket_length(config.max_length)
+        if pad_rows:
+            return StaticCache(max_cache_len=length, max_batch_size=bucket_batch(rows), pad_batch=True), 0
+        return StaticCache(max_cache_len=length, max_batch_size=rows), 0
     return DynamicCache(), 0
 
 
-_COMPILED: dict[str, StepFn] = {}
-
-
-def _compiled_step(model: torch.nn.Module, options: dict[str, Any]) -> StepFn:
-    """``decode_one_token`` compiled as one full graph, so a graph break is an error, not a slowdown.
-
-    Default: inductor, with CUDA graphs on GPU (``mode="reduce-overhead"``); ``options`` are extra
-    ``torch.compile`` arguments (``backend``, ``mode``, ...). Compiled once per options; dynamo guards per model.
-    """
-    device = next(model.parameters()).device
-    options = {"mode": "reduce-overhead"} if device.type == "cuda" and not options else dict(options)
-    key = repr(sorted(options.items()))
-    if key not in _COMPILED:
-        _COMPILED[key] = torch.compile(decode_one_token, fullgraph=True, dynamic=False, **options)
-    return _COMPILED[key]
+def _cache_batch(cache: StaticCache, rows: int) -> int:
+    return cache.max_batch_size if cache.pad_batch and cache.max_batch_size is not None else rows
 
 
 def _device(model: Any) -> torch.device:

@@ -45,7 +45,7 @@ class GenerationMixin:
         streamer: Any = None,
         *,
         tokenizer: Any = None,
-        compile: bool | dict[str, Any] = False,
+        compile: bool | str | dict[str, Any] = False,
         **kwargs: Any,
     ) -> torch.Tensor | GenerateDecoderOnlyOutput | GenerateBeamDecoderOnlyOutput:
         """Generate token ids after ``inputs`` (``(B, L)`` prompt ids; left-pad batches and pass
@@ -56,7 +56,11 @@ class GenerationMixin:
         (a ``torch.Generator`` for sampling), and any extra input the model's forward accepts.
         ``logits_processor``/``stopping_criteria`` are plain callables run after the configured ones.
         ``tokenizer`` is needed for ``stop_strings``. ``compile=True`` compiles the decode step as one graph
-        over a static cache (a dict instead: extra ``torch.compile`` arguments, e.g. ``{"backend": ...}``).
+        over a static cache (a dict instead: extra ``torch.compile`` arguments, e.g. ``{"backend": ...}``);
+        cache length and batch are bucketed and the compiled kernels are kept in ``$XF_COMPILE_CACHE``
+        (default ``~/.cache/xf/compile``) for the next process. ``compile="auto"`` compiles only when
+        batch x ``max_new_tokens`` reaches 8192 tokens, or 512 when a step of the same shapes is already
+        cached (``xf_load.generation._compile.should_compile``).
 
         Returns the ``(B * num_return_sequences, L + new)`` ids, or with ``return_dict_in_generate=True`` an
         output object with ``sequences`` and, when asked, ``scores``/``logits``.

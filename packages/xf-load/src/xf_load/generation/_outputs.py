@@ -19,12 +19,15 @@ class GenerateDecoderOnlyOutput(ModelOutput):
     ``sequences``: (B * num_return_sequences, prompt + new tokens). ``scores``: one (B, vocab) tensor of processed
     scores per new token (``output_scores=True``). ``logits``: the raw logits per new token
     (``output_logits=True``). ``past_key_values``: the cache, ready to continue from (also as ``.cache``).
+    ``compile_time``: with ``compile=``, the seconds this call spent compiling the decode step (or loading it
+    from the compile cache); 0.0 when it was compiled already, ``None`` without compilation.
     """
 
     sequences: torch.Tensor | None = None
     scores: tuple[torch.Tensor, ...] | None = None
     logits: tuple[torch.Tensor, ...] | None = None
     past_key_values: Any = None
+    compile_time: float | None = None
 
     @property
     def cache(self) -> Any:

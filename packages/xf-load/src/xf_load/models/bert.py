@@ -26,12 +26,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from xf_core.errors import XfConfigError, XfValueError
 from xf_load import initialization as init
 from xf_load._decoder import check_input_shape, check_token_ids
+from xf_load._fusing import fused_linear
 from xf_load.activations import Activation, get_activation
 from xf_load.attention import AttentionFn, get_attention
 from xf_load.configuration_utils import PretrainedConfig
@@ -223,7 +223,12 @@ class BertEmbeddings(nn.Module):
         return torch.cumsum(real, dim=1) * real + pad
 
 
+QKV = ("query", "key", "value")  # read the same input: one matmul after fuse_projections()
+
+
 class BertSelfAttention(nn.Module):
+    _fused_linears: ClassVar[tuple[tuple[str, ...], ...]] = (QKV,)  # fuse_projections() runs them as one
+
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
         self.n_head: int = config.num_attention_heads
@@ -233,47 +238,17 @@ class BertSelfAttention(nn.Module):
         self.value: nn.Linear = nn.Linear(config.hidden_size, config.hidden_size)
         self.dropout: float = config.attention_probs_dropout_prob
         self.attend: AttentionFn = get_attention(config.attn_implementation)
-        self._qkv: tuple[torch.Tensor, torch.Tensor] | None = None  # see _fused_qkv; not in the state dict
-        self._qkv_stamp: tuple[Any, ...] | None = None
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         B, T, C = x.shape
-        fused = None if torch.is_grad_enabled() else self._fused_qkv()
-        if fused is not None:  # one (C, 3C) matmul instead of three
-            qkv = F.linear(x, *fused).view(B, T, 3, self.n_head, self.head_dim).permute(2, 0, 3, 1, 4)
-            q, k, v = qkv.unbind(0)  # each (B, nh, T, hs)
-        else:
-            q = self.query(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, nh, T, hs)
-            k = self.key(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, nh, T, hs)
-            v = self.value(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, nh, T, hs)
+        q, k, v = fused_linear(self, QKV, x) or (self.query(x), self.key(x), self.value(x))
+        q = q.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, nh, T, hs)
+        k = k.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, nh, T, hs)
+        v = v.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, nh, T, hs)
         y = self.attend(
             q, k, v, mask, scale=self.head_dim**-0.5, dropout=self.dropout, training=self.training
         )  # (B, T, nh, hs)
         return y.reshape(B, T, C)
-
-    def _fused_qkv(self) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """The query, key and value weights and biases concatenated, cached while none of them changes
-        (same storage, same version); None when the three are not plain ``nn.Linear`` layers without hooks
-        or wrappers holding their weights (quantized, adapted, offloaded or observed layers run as they are)."""
-        layers = (self.query, self.key, self.value)
-        if any(
-            type(m) is not nn.Linear
-            or m.bias is None
-            or m._forward_hooks
-            or m._forward_pre_hooks
-            or "forward" in vars(m)  # wrapped per instance, e.g. by offloading that loads its weights
-            for m in layers
-        ):
-            return None
-        tensors = [m.weight for m in layers] + [m.bias for m in layers]
-        if any(t.is_inference() or t.is_meta for t in tensors):  # no version counter, or no data
-            return None
-        stamp = tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in tensors)
-        if self._qkv_stamp != stamp:
-            with torch.no_grad():
-                self._qkv = (torch.cat(tensors[:3]), torch.cat(tensors[3:]))
-            self._qkv_stamp = stamp
-        return self._qkv
 
 
 class BertOutput(nn.Module):

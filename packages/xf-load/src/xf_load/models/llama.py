@@ -24,12 +24,7 @@ from torch import nn
 from xf_core.errors import XfConfigError
 from xf_load import initialization as init
 from xf_load._decoder import decoder_prologue, keep_logits
-from xf_load._fusing import (
-    fused_linear,
-    pack_fused_linears,
-    release_fused_linears,
-    repack_fused_linears,
-)
+from xf_load._fusing import fused_linear
 from xf_load.activations import Activation, get_activation
 from xf_load.attention import AttentionFn, get_attention
 from xf_load.cache import Cache
@@ -355,25 +350,6 @@ class LlamaPreTrainedModel(PreTrainedModel):
                 init.zeros_(module.weight[module.padding_idx])
         elif isinstance(module, LlamaRMSNorm):
             init.ones_(module.weight)
-
-    def fuse_projections(self) -> int:
-        """Run q/k/v and gate/up as one matmul each at inference, for a little less per-token overhead;
-        returns how many groups were fused (two per layer).
-
-        Opt-in and invisible to everything else: each layer's ``q_proj``, ``k_proj``, ... stay ``nn.Linear``
-        modules and ``state_dict()`` keeps transformers' keys and shapes (saved files are unchanged); their
-        weights just become views of one buffer per group (copied once: a memory-mapped model's fused
-        weights then live in ordinary memory). The fused path runs only when no gradient is wanted and the
-        modules and layout are still as packed (training, a quantizer, an adapter or tensor parallelism
-        replacing a module or its weight fall back to the separate matmuls); ``model.to(dtype)`` re-packs.
-        """
-        return pack_fused_linears(self)
-
-    def _apply(self, fn: Any, recurse: bool = True) -> Any:  # .to(), .half(), .cuda(), ...
-        release_fused_linears(self)
-        out = super()._apply(fn, recurse)
-        repack_fused_linears(self)
-        return out
 
 
 class LlamaModel(LlamaPreTrainedModel):
