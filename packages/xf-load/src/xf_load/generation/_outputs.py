@@ -19,16 +19,29 @@ class GenerateDecoderOnlyOutput(ModelOutput):
     ``sequences``: (B * num_return_sequences, prompt + new tokens). ``scores``: one (B, vocab) tensor of processed
     scores per new token (``output_scores=True``). ``logits``: the raw logits per new token
     (``output_logits=True``). ``past_key_values``: the cache, ready to continue from (also as ``.cache``).
+
+    Assisted and prompt-lookup decoding (xf's additions) also report ``num_candidate_tokens``, the candidate
+    tokens the target model verified, and ``num_accepted_tokens``, how many of them it kept
+    (``acceptance_rate`` is their ratio).
     """
 
     sequences: torch.Tensor | None = None
     scores: tuple[torch.Tensor, ...] | None = None
     logits: tuple[torch.Tensor, ...] | None = None
     past_key_values: Any = None
+    num_candidate_tokens: int | None = None
+    num_accepted_tokens: int | None = None
 
     @property
     def cache(self) -> Any:
         return self.past_key_values
+
+    @property
+    def acceptance_rate(self) -> float | None:
+        """Accepted / verified candidate tokens (``None`` outside candidate decoding or without candidates)."""
+        if not self.num_candidate_tokens or self.num_accepted_tokens is None:
+            return None
+        return self.num_accepted_tokens / self.num_candidate_tokens
 
 
 @dataclass
