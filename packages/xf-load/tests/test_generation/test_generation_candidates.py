@@ -8,8 +8,8 @@ import logging
 import pytest
 import torch
 
-from xf_load.generation import GenerationConfig
 from xf_core.errors import XfValueError
+from xf_load.generation import GenerationConfig
 from xf_load.testing import load_pair, tiny_transformers_model, xf_class
 
 transformers = pytest.importorskip("transformers")
@@ -51,7 +51,11 @@ def _repeating_prompt() -> torch.Tensor:
     [
         {"max_new_tokens": 24},
         {"max_new_tokens": 24, "num_assistant_tokens": 3},
-        {"max_new_tokens": 24, "num_assistant_tokens": 4, "num_assistant_tokens_schedule": "heuristic_transient"},
+        {
+            "max_new_tokens": 24,
+            "num_assistant_tokens": 4,
+            "num_assistant_tokens_schedule": "heuristic_transient",
+        },
         {"max_new_tokens": 20, "repetition_penalty": 1.3, "eos_token_id": [2, 7, 11], "min_new_tokens": 2},
     ],
     ids=["default", "3-tokens", "heuristic", "processors-eos"],
@@ -96,7 +100,12 @@ def test_heuristic_schedule_carries_over_to_the_next_call(models):
 def test_assisted_scores_match_greedy_scores(models):
     ours, _, draft, _ = models
     ids = _prompt(5)
-    kwargs = {"max_new_tokens": 10, "return_dict_in_generate": True, "output_scores": True, "output_logits": True}
+    kwargs = {
+        "max_new_tokens": 10,
+        "return_dict_in_generate": True,
+        "output_scores": True,
+        "output_logits": True,
+    }
     with torch.no_grad():
         a = ours.generate(ids, assistant_model=draft, num_assistant_tokens=4, **kwargs)
         b = ours.generate(ids, **kwargs)
@@ -129,7 +138,9 @@ def test_prompt_lookup_matches_greedy(models, settings, prompt):
 
 
 def _plain(settings):
-    return {k: v for k, v in settings.items() if k not in ("prompt_lookup_num_tokens", "max_matching_ngram_size")}
+    return {
+        k: v for k, v in settings.items() if k not in ("prompt_lookup_num_tokens", "max_matching_ngram_size")
+    }
 
 
 def test_prompt_lookup_accepts_copied_text(models):
@@ -140,7 +151,9 @@ def test_prompt_lookup_accepts_copied_text(models):
         greedy = ours.generate(ids, max_new_tokens=30)
         # Prompt = the model's own greedy output: the continuation repeats text that is in the prompt.
         prompt = torch.cat([greedy, greedy[:, ids.shape[1] :]], dim=1)[:, :30]
-        out = ours.generate(prompt, prompt_lookup_num_tokens=8, max_new_tokens=12, return_dict_in_generate=True)
+        out = ours.generate(
+            prompt, prompt_lookup_num_tokens=8, max_new_tokens=12, return_dict_in_generate=True
+        )
         plain = ours.generate(prompt, max_new_tokens=12)
     assert out.sequences.tolist() == plain.tolist()
     assert out.num_candidate_tokens > 0

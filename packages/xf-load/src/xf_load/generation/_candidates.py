@@ -114,7 +114,9 @@ def candidate_loop(
         )[0]  # (k + 1, vocab): the model's next-token logits after each candidate prefix
         model_kwargs = None
         if processors:
-            scores = torch.stack([processors(sequences[:, : cur_len + i], logits[i : i + 1])[0] for i in range(k + 1)])
+            scores = torch.stack(
+                [processors(sequences[:, : cur_len + i], logits[i : i + 1])[0] for i in range(k + 1)]
+            )
         else:
             scores = logits
         chosen = scores.argmax(dim=-1)  # (k + 1,)
@@ -141,7 +143,9 @@ def candidate_loop(
             streamer.put(valid.cpu())
         if eos is not None and bool(torch.isin(valid[-1:], eos).any()):
             break
-        if check_stop and bool(criteria(sequences[:, :cur_len], tuple(scores_out) if want_scores else None).all()):
+        if check_stop and bool(
+            criteria(sequences[:, :cur_len], tuple(scores_out) if want_scores else None).all()
+        ):
             break
         if cur_len >= max_length:
             break

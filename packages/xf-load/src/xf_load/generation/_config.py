@@ -77,9 +77,10 @@ class GenerationConfig:
     num_beams: int | None = None
     num_beam_groups: int | None = None  # diverse beam search: beams split in groups (see _group_beam)
     diversity_penalty: float | None = None  # subtracted per use of a token by earlier groups at this step
-    force_words_ids: list[list[int]] | list[list[list[int]]] | None = None  # constrained beam search
     # Candidate decoding (batch 1, greedy): a draft model (generate's assistant_model=) or prompt lookup
-    num_assistant_tokens: int | None = None  # tokens the draft proposes per round (default: the draft's, or 20)
+    num_assistant_tokens: int | None = (
+        None  # tokens the draft proposes per round (default: the draft's, or 20)
+    )
     num_assistant_tokens_schedule: Literal["constant", "heuristic", "heuristic_transient"] | None = None
     prompt_lookup_num_tokens: int | None = None  # tokens copied from an n-gram match in the sequence
     max_matching_ngram_size: int | None = None
@@ -183,17 +184,13 @@ class GenerationConfig:
         ):
             raise bad("bad_words_ids", "must be a non-empty list of non-empty lists of token ids.")
         if self.num_assistant_tokens_schedule not in (None, "constant", "heuristic", "heuristic_transient"):
-            raise bad("num_assistant_tokens_schedule", "must be 'constant', 'heuristic' or 'heuristic_transient'.")
+            raise bad(
+                "num_assistant_tokens_schedule", "must be 'constant', 'heuristic' or 'heuristic_transient'."
+            )
         if self.diversity_penalty is not None and (
             not isinstance(self.diversity_penalty, (int, float)) or self.diversity_penalty < 0
         ):
             raise bad("diversity_penalty", "must be a number >= 0 (0.0 turns the penalty off).")
-        if self.force_words_ids is not None and not _valid_force_words(self.force_words_ids):
-            raise bad(
-                "force_words_ids",
-                "must be a non-empty list of words, each a non-empty list of token ids, or of alternatives "
-                "(a list of such lists), e.g. [[5, 6], [[7], [8, 9]]].",
-            )
         if self.stop_strings is not None:
             strings = [self.stop_strings] if isinstance(self.stop_strings, str) else self.stop_strings
             if not strings or any(not isinstance(s, str) or not s for s in strings):
@@ -321,17 +318,6 @@ class GenerationConfig:
 
 
 _FIELD_NAMES = frozenset(f.name for f in fields(GenerationConfig))
-
-
-def _valid_force_words(words: Any) -> bool:
-    """``force_words_ids``: a list whose items are a word (list of ids) or alternatives (list of words)."""
-
-    def is_word(w: Any) -> bool:
-        return isinstance(w, list) and bool(w) and all(isinstance(t, int) and t >= 0 for t in w)
-
-    if not isinstance(words, list) or not words:
-        return False
-    return all(is_word(w) or (isinstance(w, list) and bool(w) and all(is_word(a) for a in w)) for w in words)
 
 
 def _as_id_list(value: int | list[int] | None) -> list[int] | None:

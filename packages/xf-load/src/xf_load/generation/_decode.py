@@ -228,7 +228,7 @@ def generate(
     Returns the ``(B * num_return_sequences, L + new)`` token tensor, or an output object when
     ``config.return_dict_in_generate``. Extra ``model_kwargs`` reach the prefill forward only (the decode step
     has a fixed signature so that it compiles). ``assistant_model`` (a draft model), ``prompt_lookup_num_tokens``,
-    ``num_beam_groups`` and ``force_words_ids`` select the loops of :mod:`._strategies`.
+    and ``num_beam_groups`` select the loops of :mod:`._strategies`.
     """
     config = resolve_generation_config(model, config)
     device = _device(model)

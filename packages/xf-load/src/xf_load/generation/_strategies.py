@@ -1,6 +1,5 @@
 """Which decoding loop a ``generate`` call runs, beyond the plain greedy/sampling and beam loops of
-:mod:`._decode`: candidate decoding (assisted, prompt lookup), diverse (group) beam search, constrained beam
-search. :func:`select_strategy` checks the combination before ``generate`` allocates anything and returns the
+:mod:`._decode`: candidate decoding (assisted, prompt lookup) and diverse (group) beam search (``num_beam_groups``). :func:`select_strategy` checks the combination before ``generate`` allocates anything and returns the
 loop to run (``None``: the plain loops), called with ``generate``'s state once it is set up.
 """
 
@@ -14,6 +13,7 @@ import torch
 from xf_core.errors import XfValueError
 
 from ._config import GenerationConfig
+from ._group_beam import check_group_beam, group_beam_search
 from ._processors import LogitsProcessorList
 from ._stopping import StoppingCriteriaList
 from ._unsupported import check_unsupported
@@ -72,7 +72,7 @@ def select_strategy(
                 f"{what} is implemented for greedy decoding only in xf (speculative sampling is not); "
                 "set do_sample=False, or drop it to sample normally."
             )
-        if num_beams > 1 or groups > 1 or config.force_words_ids is not None:
+        if num_beams > 1 or groups > 1:
             raise XfValueError(f"{what} works with greedy decoding only; set num_beams=1.")
         if batch_size != 1:
             raise XfValueError(
@@ -88,14 +88,7 @@ def select_strategy(
         if assistant_model is not None:
             return _assisted(assistant_model, model)
         return _prompt_lookup
-    if config.force_words_ids is not None:
-        from ._constrained import check_constrained, constrained_beam_search
-
-        check_constrained(config)
-        return constrained_beam_search
     if groups > 1:
-        from ._group_beam import check_group_beam, group_beam_search
-
         check_group_beam(config)
         return group_beam_search
     return None

@@ -22,7 +22,8 @@ __all__ = ["UNSUPPORTED_KEYS", "check_unsupported"]
 UNSUPPORTED_KEYS: dict[str, tuple[tuple[Any, ...], str]] = {
     "penalty_alpha": ((None, 0, 0.0), "contrastive search"),
     "dola_layers": ((None,), "DoLa decoding"),
-    "constraints": ((None, []), "Constraint objects for constrained beam search (use force_words_ids)"),
+    "constraints": ((None, []), "constrained beam search"),
+    "force_words_ids": ((None, []), "constrained beam search"),
     "top_h": ((None,), "top-H sampling"),
     "epsilon_cutoff": ((None, 0, 0.0), "epsilon sampling"),
     "eta_cutoff": ((None, 0, 0.0), "eta sampling"),
