@@ -45,7 +45,6 @@ def _repeating_prompt() -> torch.Tensor:
     return torch.tensor([[5, 9, 17, 33, 8, 5, 9, 17, 33, 8, 5, 9]])
 
 
-@pytest.mark.parametrize("seed", [0, 1])
 @pytest.mark.parametrize(
     "settings",
     [
@@ -60,9 +59,9 @@ def _repeating_prompt() -> torch.Tensor:
     ],
     ids=["default", "3-tokens", "heuristic", "processors-eos"],
 )
-def test_assisted_matches_greedy(models, seed, settings):
+def test_assisted_matches_greedy(models, settings):
     ours, theirs, draft, draft_theirs = models
-    ids = _prompt(seed)
+    ids = _prompt(len(settings))
     with torch.no_grad():
         greedy = theirs.generate(ids, **settings)
         assisted_theirs = theirs.generate(ids, assistant_model=draft_theirs, **settings)

@@ -3,7 +3,8 @@
 Every field defaults to ``None``, meaning "not set here". ``generate`` resolves the effective value of each
 field in this order: call keyword arguments > the ``generation_config`` passed in > the model's
 ``generation_config`` > :data:`GLOBAL_DEFAULTS`. Keys of a ``generation_config.json`` that xf does not know
-are kept in ``extra`` (written back on save) and never change behaviour.
+are kept in ``extra`` (written back on save) and never change behaviour silently: transformers' decoding keys
+that xf does not implement make ``generate`` raise when set to a non-default value (see :mod:`._unsupported`).
 """
 
 from __future__ import annotations
