@@ -15,6 +15,10 @@ With ``--compile`` xf runs ``compile=True`` with a compile cache (``XF_COMPILE_C
 each setting: a first xf process compiles the decode step (its compile time is printed as ``cold s``), then
 every measured xf process loads it from the cache (``warm s``), as a user's second run would. transformers
 runs its default ``generate`` (dynamic cache, eager).
+Candidate decoding (batch 1, greedy; see :func:`speculative_main` for what the tasks are):
+
+    uv run python benchmark/generate_bench.py --prompt-lookup     # xf/hf prompt lookup vs hf default generate
+    uv run python benchmark/generate_bench.py --assistant 2       # draft = the target's first 2 layers
 """
 
 from __future__ import annotations
@@ -202,6 +206,18 @@ def main() -> None:
     parser.add_argument(
         "--fused", action="store_true", help="also measure xf after fuse_projections() (column xf-fused)"
     )
+    parser.add_argument(
+        "--prompt-lookup",
+        type=int,
+        nargs="?",
+        const=10,
+        default=0,
+        help="prompt-lookup decoding with N candidate tokens (default 10) on a copying task",
+    )
+    parser.add_argument(
+        "--assistant", type=int, default=0, help="assisted decoding, the draft = the target's first N layers"
+    )
+    parser.add_argument("--mode", default="greedy", help=argparse.SUPPRESS)
     parser.add_argument("--worker", choices=["xf", "xf-fused", "hf", "loop"], help=argparse.SUPPRESS)
     parser.add_argument("--path", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -209,6 +225,9 @@ def main() -> None:
         import torch
 
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.prompt_lookup or args.assistant:
+        (speculative_worker if args.worker else speculative_main)(args)
+        return
     if args.worker:
         args.impl = args.worker
         args.batch = args.batch[0]
@@ -262,6 +281,114 @@ def main() -> None:
                 )
                 if args.fused:
                     print(fused_line(results), flush=True)
+
+
+# ---------------------------------------------------------------------------------------------- candidate decoding
+
+
+def speculative_main(args: argparse.Namespace) -> None:
+    """Batch-1 greedy generation with candidates, against the default generate of transformers and of xf.
+
+    --prompt-lookup N: a copying task. A random model's greedy output soon cycles; the prompt is the model's own
+    greedy output (``--prompt`` tokens after 4 seed tokens), so the continuation repeats text of the prompt and
+    the n-gram lookup proposes it. This shows the best case of prompt lookup (input-grounded output), not a
+    typical chat. --assistant N: the draft is the target's first N layers with its embeddings, norm and head (no
+    training): what a random target and its truncation agree on. Both report the acceptance rate.
+    """
+    import torch
+
+    with tempfile.TemporaryDirectory(prefix="xf-specbench-") as tmp:
+        args.path = Path(tmp) / "llama"
+        make_checkpoint(args.path, args.tiny)
+        import transformers
+
+        target = transformers.LlamaForCausalLM.from_pretrained(args.path).eval()
+        if args.assistant:
+            target.model.layers = target.model.layers[: args.assistant]
+            target.config.num_hidden_layers = args.assistant
+            target.save_pretrained(Path(tmp) / "draft")
+            target = transformers.LlamaForCausalLM.from_pretrained(args.path).eval()
+        seed = torch.randint(3, 1000, (1, 4), generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            prompt = target.generate(seed, max_new_tokens=args.prompt, do_sample=False, eos_token_id=None)
+        (Path(tmp) / "prompt.json").write_text(json.dumps(prompt.tolist()))
+        modes = [("hf", "greedy"), ("xf", "greedy")]
+        extra = "lookup" if args.prompt_lookup else "assisted"
+        modes += [("hf", extra), ("xf", extra)]
+        print(f"device={args.device} prompt={prompt.shape[1]} new={args.new_tokens} mode={extra}")
+        results: dict[tuple[str, str], list[float]] = {m: [] for m in modes}
+        rates: dict[tuple[str, str], float] = {}
+        for _ in range(args.repeats):
+            for impl, mode in modes:  # alternate, so drift hits all alike
+                out = _measure_speculative(args, impl, mode)
+                results[(impl, mode)].append(out["tokens_per_s"])
+                if out.get("acceptance_rate") is not None:
+                    rates[(impl, mode)] = out["acceptance_rate"]
+        base = statistics.median(results[("hf", "greedy")])
+        print(f"{'impl':>4} {'mode':>9} {'tok/s':>9} {'vs hf greedy':>12} {'accepted':>9}")
+        for impl, mode in modes:
+            tps = statistics.median(results[(impl, mode)])
+            rate = f"{100 * rates[(impl, mode)]:.0f}%" if (impl, mode) in rates else "-"
+            print(f"{impl:>4} {mode:>9} {tps:>9.1f} {tps / base:>12.2f} {rate:>9}", flush=True)
+
+
+def _measure_speculative(args: argparse.Namespace, impl: str, mode: str) -> dict[str, float]:
+    cmd = [sys.executable, __file__, "--worker", impl, "--mode", mode, "--path", str(args.path)]
+    cmd += ["--device", args.device, "--new-tokens", str(args.new_tokens), "--inner", str(args.inner)]
+    cmd += ["--prompt-lookup", str(args.prompt_lookup), "--assistant", str(args.assistant)]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def speculative_worker(args: argparse.Namespace) -> None:
+    """One candidate-decoding measurement in this (fresh) process: tokens/s and the acceptance rate (xf)."""
+    import torch
+
+    device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    ids = torch.tensor(json.loads((args.path.parent / "prompt.json").read_text()), device=device)
+    if args.worker == "hf":
+        import transformers
+
+        load = transformers.LlamaForCausalLM.from_pretrained
+    else:
+        import xf_load
+
+        load = xf_load.AutoModelForCausalLM.from_pretrained
+    model = load(args.path).to(device).eval()
+    model.generation_config.eos_token_id = None
+    kwargs: dict = {"do_sample": False}
+    if args.mode == "lookup":
+        kwargs["prompt_lookup_num_tokens"] = args.prompt_lookup
+    elif args.mode == "assisted":
+        draft = load(args.path.parent / "draft").to(device).eval()
+        draft.generation_config.eos_token_id = None
+        kwargs["assistant_model"] = draft
+    if args.worker == "xf" and args.mode != "greedy":
+        kwargs["return_dict_in_generate"] = True
+
+    def run(n: int):
+        with torch.no_grad():
+            return model.generate(ids, max_new_tokens=n, **kwargs)
+
+    run(8)  # warm-up
+    times, rate = [], None
+    for _ in range(args.inner):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        out = run(args.new_tokens)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+        sequences = out.sequences if hasattr(out, "sequences") else out
+        assert sequences.shape[1] == ids.shape[1] + args.new_tokens, sequences.shape
+        rate = getattr(out, "acceptance_rate", None)
+    seconds = statistics.median(times)
+    print(json.dumps({"tokens_per_s": args.new_tokens / seconds, "acceptance_rate": rate}))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 Every field defaults to ``None``, meaning "not set here". ``generate`` resolves the effective value of each
 field in this order: call keyword arguments > the ``generation_config`` passed in > the model's
 ``generation_config`` > :data:`GLOBAL_DEFAULTS`. Keys of a ``generation_config.json`` that xf does not know
-are kept in ``extra`` (written back on save) and never change behaviour.
+are kept in ``extra`` (written back on save) and never change behaviour silently: transformers' decoding keys
+that xf does not implement make ``generate`` raise when set to a non-default value (see :mod:`._unsupported`).
 """
 
 from __future__ import annotations
@@ -52,6 +53,10 @@ GLOBAL_DEFAULTS: dict[str, Any] = {
     "return_dict_in_generate": False,
     "remove_invalid_values": False,
     "renormalize_logits": False,
+    "num_beam_groups": 1,
+    "diversity_penalty": 0.0,
+    "num_assistant_tokens_schedule": "constant",
+    "max_matching_ngram_size": 2,
 }
 
 
@@ -71,6 +76,15 @@ class GenerationConfig:
     # Strategy
     do_sample: bool | None = None
     num_beams: int | None = None
+    num_beam_groups: int | None = None  # diverse beam search: beams split in groups (see _group_beam)
+    diversity_penalty: float | None = None  # subtracted per use of a token by earlier groups at this step
+    # Candidate decoding (batch 1, greedy): a draft model (generate's assistant_model=) or prompt lookup
+    num_assistant_tokens: int | None = (
+        None  # tokens the draft proposes per round (default: the draft's, or 20)
+    )
+    num_assistant_tokens_schedule: Literal["constant", "heuristic", "heuristic_transient"] | None = None
+    prompt_lookup_num_tokens: int | None = None  # tokens copied from an n-gram match in the sequence
+    max_matching_ngram_size: int | None = None
     # Cache
     use_cache: bool | None = None
     cache_implementation: Literal["dynamic", "static"] | None = None
@@ -120,7 +134,16 @@ class GenerationConfig:
         def is_int(v: Any) -> bool:
             return isinstance(v, int) and not isinstance(v, bool)
 
-        for key in ("max_new_tokens", "num_beams", "num_return_sequences", "max_length"):
+        for key in (
+            "max_new_tokens",
+            "num_beams",
+            "num_return_sequences",
+            "max_length",
+            "num_beam_groups",
+            "num_assistant_tokens",
+            "prompt_lookup_num_tokens",
+            "max_matching_ngram_size",
+        ):
             value = getattr(self, key)
             if value is not None and (not is_int(value) or value < 1):
                 raise bad(key, "must be a positive integer.")
@@ -161,6 +184,14 @@ class GenerationConfig:
             )
         ):
             raise bad("bad_words_ids", "must be a non-empty list of non-empty lists of token ids.")
+        if self.num_assistant_tokens_schedule not in (None, "constant", "heuristic", "heuristic_transient"):
+            raise bad(
+                "num_assistant_tokens_schedule", "must be 'constant', 'heuristic' or 'heuristic_transient'."
+            )
+        if self.diversity_penalty is not None and (
+            not isinstance(self.diversity_penalty, (int, float)) or self.diversity_penalty < 0
+        ):
+            raise bad("diversity_penalty", "must be a number >= 0 (0.0 turns the penalty off).")
         if self.stop_strings is not None:
             strings = [self.stop_strings] if isinstance(self.stop_strings, str) else self.stop_strings
             if not strings or any(not isinstance(s, str) or not s for s in strings):
@@ -175,6 +206,9 @@ class GenerationConfig:
                 )
             if num_beams > 1 and n_return > num_beams:
                 raise bad("num_return_sequences", f"must be <= num_beams ({num_beams}) in beam search.")
+        groups = self.num_beam_groups or 1
+        if groups > 1 and num_beams % groups != 0:
+            raise bad("num_beam_groups", f"must divide num_beams ({num_beams}) into groups of equal size.")
 
     # ------------------------------------------------------------------ merging
 

@@ -41,6 +41,7 @@ from ._outputs import GenerateBeamDecoderOnlyOutput, GenerateDecoderOnlyOutput
 from ._processors import LogitsProcessorList, build_logits_processors
 from ._seq2seq import is_encoder_decoder, prepare_encoder_decoder
 from ._stopping import EosTokenCriteria, MaxTimeCriteria, StoppingCriteriaList, StopStringCriteria
+from ._strategies import select_strategy
 
 __all__ = ["decode_one_token", "generate", "invalid_rows", "prefill", "sample"]
 
@@ -215,6 +216,7 @@ def generate(
     tokenizer: Any = None,
     compile: bool | str | dict[str, Any] = False,
     generator: torch.Generator | None = None,
+    assistant_model: torch.nn.Module | None = None,
     **model_kwargs: Any,
 ) -> torch.Tensor | GenerateDecoderOnlyOutput | GenerateBeamDecoderOnlyOutput:
     """Generate after ``input_ids`` ``(B, L)`` (``None``: start from ``bos_token_id``), as
@@ -226,11 +228,12 @@ def generate(
 
     Returns the ``(B * num_return_sequences, L + new)`` token tensor, or an output object when
     ``config.return_dict_in_generate``. Extra ``model_kwargs`` reach the prefill forward only (the decode step
-    has a fixed signature so that it compiles).
 
     ``compile=True`` compiles the decode step over a static cache whose length and batch are bucketed (see
     :mod:`._compile`; compiled kernels persist in ``$XF_COMPILE_CACHE``); a dict passes extra
     ``torch.compile`` arguments; ``"auto"`` compiles when the job pays for it (:func:`._compile.should_compile`).
+    has a fixed signature so that it compiles). ``assistant_model`` (a draft model), ``prompt_lookup_num_tokens``,
+    and ``num_beam_groups`` select the loops of :mod:`._strategies`.
     """
     config = resolve_generation_config(model, config)
     device = _device(model)
@@ -274,6 +277,15 @@ def generate(
             "set max_new_tokens (or a larger max_length)."
         )
     check_generation_size(model, config, batch_size=B, prompt_length=L)
+    strategy = select_strategy(
+        model,
+        config,
+        assistant_model=assistant_model,
+        batch_size=B,
+        compile=bool(compile),
+        encoder_decoder=encoder_decoder,
+        has_cache=bool(config.use_cache) or past_key_values is not None,
+    )
     if streamer is not None and num_beams > 1:
         raise XfValueError("streamer cannot be used with beam search (num_beams > 1); use num_beams=1.")
 
@@ -366,6 +378,8 @@ def generate(
     if streamer is not None:
         streamer.put(input_ids.cpu())
     with torch.no_grad():  # not inference_mode: the ids and caches returned must stay trainable (RL)
+        if strategy is not None:
+            return strategy(inputs, input_ids, config, processors, criteria, eos, pad, streamer, B, generator)
         if num_beams > 1:
             return beam_search(inputs, input_ids, config, processors, criteria, eos, pad, B, generator)
         return _sample_loop(inputs, input_ids, config, processors, criteria, eos, pad, streamer, generator)

@@ -18,11 +18,12 @@ from xf_core.errors import XfValueError
 from ._config import _FIELD_NAMES, GenerationConfig
 from ._decode import generate as _generate
 from ._outputs import GenerateBeamDecoderOnlyOutput, GenerateDecoderOnlyOutput
+from ._unsupported import UNSUPPORTED_KEYS
 
 __all__ = ["GenerationMixin"]
 
 # generate() arguments that are neither GenerationConfig fields nor model inputs.
-_GENERATE_ARGS = ("attention_mask", "past_key_values", "generator")
+_GENERATE_ARGS = ("attention_mask", "past_key_values", "generator", "assistant_model")
 # Forward inputs generate computes itself at every step.
 _LOOP_INPUTS = ("position_ids", "cache_position", "use_cache", "logits_to_keep", "labels", "inputs_embeds")
 
@@ -53,7 +54,8 @@ class GenerationMixin:
 
         ``kwargs`` holds GenerationConfig fields (``max_new_tokens=``, ``do_sample=``, ``num_beams=``, ...),
         ``attention_mask``, ``past_key_values`` (a cache from an earlier call, to continue from), ``generator``
-        (a ``torch.Generator`` for sampling), and any extra input the model's forward accepts.
+        (a ``torch.Generator`` for sampling), ``assistant_model`` (a draft model for assisted decoding) and any
+        extra input the model's forward accepts.
         ``logits_processor``/``stopping_criteria`` are plain callables run after the configured ones.
         ``tokenizer`` is needed for ``stop_strings``. ``compile=True`` compiles the decode step as one graph
         over a static cache (a dict instead: extra ``torch.compile`` arguments, e.g. ``{"backend": ...}``);
@@ -72,6 +74,8 @@ class GenerationMixin:
             )
         overrides = {k: kwargs.pop(k) for k in list(kwargs) if k in _FIELD_NAMES and k != "extra"}
         extras = {k: kwargs.pop(k) for k in list(kwargs) if k in _GENERATE_ARGS}
+        # transformers' keys xf does not implement: kept, so that generate() refuses them unless "off".
+        unsupported = {k: kwargs.pop(k) for k in list(kwargs) if k in UNSUPPORTED_KEYS}
         model_kwargs = kwargs
         if model_kwargs:
             # Only inputs the forward names: a typo must not vanish into its **kwargs.
@@ -84,8 +88,11 @@ class GenerationMixin:
                 )
 
         config = generation_config
-        if overrides:  # call keywords > the generation_config argument
-            config = GenerationConfig(**overrides).merged(generation_config, defaults=False)
+        if overrides or unsupported:  # call keywords > the generation_config argument
+            base = generation_config.extra if generation_config is not None else {}
+            config = GenerationConfig(**overrides, extra={**base, **unsupported}).merged(
+                generation_config, defaults=False
+            )
         return _generate(
             self,  # type: ignore[arg-type]
             input_ids,
@@ -98,5 +105,6 @@ class GenerationMixin:
             tokenizer=tokenizer,
             compile=compile,
             generator=extras.get("generator"),
+            assistant_model=extras.get("assistant_model"),
             **model_kwargs,
         )

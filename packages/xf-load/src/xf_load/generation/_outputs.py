@@ -21,6 +21,10 @@ class GenerateDecoderOnlyOutput(ModelOutput):
     (``output_logits=True``). ``past_key_values``: the cache, ready to continue from (also as ``.cache``).
     ``compile_time``: with ``compile=``, the seconds this call spent compiling the decode step (or loading it
     from the compile cache); 0.0 when it was compiled already, ``None`` without compilation.
+
+    Assisted and prompt-lookup decoding (xf's additions) also report ``num_candidate_tokens``, the candidate
+    tokens the target model verified, and ``num_accepted_tokens``, how many of them it kept
+    (``acceptance_rate`` is their ratio).
     """
 
     sequences: torch.Tensor | None = None
@@ -28,10 +32,19 @@ class GenerateDecoderOnlyOutput(ModelOutput):
     logits: tuple[torch.Tensor, ...] | None = None
     past_key_values: Any = None
     compile_time: float | None = None
+    num_candidate_tokens: int | None = None
+    num_accepted_tokens: int | None = None
 
     @property
     def cache(self) -> Any:
         return self.past_key_values
+
+    @property
+    def acceptance_rate(self) -> float | None:
+        """Accepted / verified candidate tokens (``None`` outside candidate decoding or without candidates)."""
+        if not self.num_candidate_tokens or self.num_accepted_tokens is None:
+            return None
+        return self.num_accepted_tokens / self.num_candidate_tokens
 
 
 @dataclass
