@@ -2,7 +2,7 @@ import xf_load
 
 
 def test_public_import_has_version():
-    assert xf_load.__version__ == "0.3.0"
+    assert xf_load.__version__ == "0.3.1"
     assert "__version__" in xf_load.__all__
 
 

@@ -2,7 +2,7 @@ import xf_pipeline
 
 
 def test_public_import_has_version():
-    assert xf_pipeline.__version__ == "0.3.0"
+    assert xf_pipeline.__version__ == "0.3.1"
     assert "__version__" in xf_pipeline.__all__
 
 

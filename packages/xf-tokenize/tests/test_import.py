@@ -3,7 +3,7 @@ from xf_core.testing import imported_modules
 
 
 def test_public_import_has_version():
-    assert xf_tokenize.__version__ == "0.3.0"
+    assert xf_tokenize.__version__ == "0.3.1"
     assert "__version__" in xf_tokenize.__all__
     for name in xf_tokenize.__all__:
         assert getattr(xf_tokenize, name) is not None

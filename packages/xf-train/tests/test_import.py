@@ -2,7 +2,7 @@ import xf_train
 
 
 def test_public_import_has_version():
-    assert xf_train.__version__ == "0.3.0"
+    assert xf_train.__version__ == "0.3.1"
     assert "__version__" in xf_train.__all__
 
 
