@@ -20,53 +20,12 @@ from __future__ import annotations
 import argparse
 import importlib.resources
 import os
-import random
 import tempfile
 import time
 
-from harness import MetricsRecorder, alternate, fresh_process, medians, ratio_table
+from harness import MetricsRecorder, alternate, fresh_process, medians, ratio_table, sample_texts
 
 CONTENDERS = ("xf", "xf-onnx", "sentence-transformers")
-WORDS = [
-    "the",
-    "a",
-    "of",
-    "and",
-    "to",
-    "in",
-    "is",
-    "was",
-    "for",
-    "on",
-    "that",
-    "with",
-    "as",
-    "by",
-    "at",
-    "from",
-    "model",
-    "language",
-    "fast",
-    "pipeline",
-    "sentence",
-    "embedding",
-    "search",
-    "query",
-    "document",
-    "cat",
-    "dog",
-    "market",
-    "city",
-    "river",
-    "music",
-    "science",
-    "history",
-]
-
-
-def _texts(n: int) -> list[str]:
-    rng = random.Random(0)
-    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 24))) for _ in range(n)]
 
 
 def _build(who: str, model_dir: str, onnx_cache: str):
@@ -92,7 +51,7 @@ def measure(who: str, model_dir: str, onnx_cache: str, threads: int, n: int) -> 
     model = _build(who, model_dir, onnx_cache)
     model.encode(["a cold start of one sentence embedding"])
     cold = time.perf_counter() - start
-    texts = _texts(n)
+    texts = sample_texts(n, max_words=24)  # short texts, the same every run
     model.encode(texts[:64], batch_size=32)  # warm-up
     cpu = time.process_time()
     vectors = model.encode(texts, batch_size=32, show_progress_bar=False)

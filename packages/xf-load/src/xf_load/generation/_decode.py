@@ -281,6 +281,7 @@ def generate(
         model,
         config,
         assistant_model=assistant_model,
+        device=device,
         batch_size=B,
         compile=bool(compile),
         encoder_decoder=encoder_decoder,

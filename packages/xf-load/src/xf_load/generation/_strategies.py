@@ -46,6 +46,7 @@ def select_strategy(
     config: GenerationConfig,
     *,
     assistant_model: torch.nn.Module | None,
+    device: torch.device,
     batch_size: int,
     compile: bool,
     encoder_decoder: bool,
@@ -86,7 +87,7 @@ def select_strategy(
         if not has_cache:
             raise XfValueError(f"{what} needs the KV cache; do not pass use_cache=False with it.")
         if assistant_model is not None:
-            return _assisted(assistant_model, model)
+            return _assisted(assistant_model, model, device)
         return _prompt_lookup
     if groups > 1:
         check_group_beam(config)
@@ -94,16 +95,13 @@ def select_strategy(
     return None
 
 
-def _device(module: Any) -> torch.device:
-    return next(module.parameters()).device
-
-
-def _assisted(draft: torch.nn.Module, model: Any) -> Strategy:
+def _assisted(draft: torch.nn.Module, model: Any, device: torch.device) -> Strategy:
     if not isinstance(draft, torch.nn.Module):
         raise XfValueError(f"assistant_model must be a model (torch.nn.Module), not {type(draft).__name__}.")
-    if _device(draft) != _device(model):
+    draft_device = next(draft.parameters()).device
+    if draft_device != device:
         raise XfValueError(
-            f"assistant_model is on {_device(draft)} but the model is on {_device(model)}; move both to one device."
+            f"assistant_model is on {draft_device} but the model is on {device}; move both to one device."
         )
     draft_vocab = getattr(getattr(draft, "config", None), "vocab_size", None)
     vocab = getattr(getattr(model, "config", None), "vocab_size", None)
